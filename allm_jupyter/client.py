@@ -1,0 +1,607 @@
+"""``Client``: AnythingLLM's developer API over one ``httpx.Client``.
+
+It normalises the base URL, maps every failure to one :class:`~allm_jupyter.errors.AllmError`
+subclass with an actionable sentence, and turns ``stream-chat`` into typed events (framing by
+``httpx-sse``). The API key lives in a :class:`~allm_jupyter.settings.Secret` and is added per request
+by an ``httpx.Auth``, so it is in no attribute, default header or traceback local.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import re
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from httpx_sse import EventSource
+
+from .errors import (
+    AllmError,
+    AuthenticationError,
+    ChatAbortedError,
+    ConfigurationError,
+    ConnectionLostError,
+    ServerError,
+    ServerUnreachableError,
+    StreamTimeoutError,
+    ThreadNotFoundError,
+    UploadError,
+    WorkspaceNotFoundError,
+)
+from .events import Event, parse_event
+from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
+from .reply import Reply, ReplyBuilder
+from .settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    Secret,
+    env_api_key,
+    env_base_url,
+    normalize_base_url,
+)
+
+logger = logging.getLogger("allm_jupyter")
+
+_LEGACY_MODE_ERROR = "automatic is not a valid mode."
+_MISSING_WORKSPACE = re.compile(
+    r"^Workspace (?P<slug>\S+) (is not a valid workspace|not found)\.?$|^Workspace not found$"
+)
+_MISSING_THREAD = re.compile(
+    r"^Thread (?P<thread>\S+) not found\.?$|^Workspace \S+ or thread (?P<either>\S+) is not valid\.?$"
+    r"|^Thread not found$"
+)
+_EMBED_TIMEOUT = 600.0
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds ``Authorization: Bearer`` per request, reading the key from its wrapper only then."""
+
+    def __init__(self, secret: Secret) -> None:
+        self._secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._secret:
+            request.headers["Authorization"] = "Bearer " + self._secret.reveal()
+        yield request
+
+
+class _TitleParser(HTMLParser):
+    """Finds the ``<title>`` of a proxy's HTML error page, so the message stays one sentence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The server's own words for an error, from JSON (``error``/``message``), text or HTML."""
+    content_type = response.headers.get("content-type", "")
+    body = response.text.strip()
+    if "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for key in ("error", "message"):
+                if isinstance(data.get(key), str) and data[key].strip():
+                    return data[key].strip()
+    if "html" in content_type or body.lstrip().lower().startswith(("<!doctype", "<html")):
+        parser = _TitleParser()
+        parser.feed(body)
+        body = parser.title.strip()
+    body = " ".join(body.split())
+    return body[:200] or response.reason_phrase or "no details"
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+class ChatStream:
+    """The events of one streamed answer; iterate once. ``.reply`` is the fold so far.
+
+    The HTTP request starts on iteration and its connection is closed when iteration ends for any
+    reason (an error, ``KeyboardInterrupt``, ``break``), which makes the real server stop generating.
+    Errors raised after the answer started carry the partial reply as ``error.reply``.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        path: str,
+        body: dict[str, Any],
+        builder: ReplyBuilder,
+        workspace: str,
+        thread: str | None,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._body = body
+        self._builder = builder
+        self._workspace = workspace
+        self._thread = thread
+        self._iterator: Generator[Event, None, None] | None = None
+
+    @property
+    def reply(self) -> Reply:
+        return self._builder.reply
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._iterator is not None:
+            raise RuntimeError("a ChatStream can be iterated only once")
+        self._iterator = self._events()
+        return self._iterator
+
+    def _events(self) -> Generator[Event, None, None]:
+        client = self._client
+        try:
+            with client._open_stream(self._path, self._body, self._workspace, self._thread) as sse:
+                for message in sse.iter_sse():
+                    try:
+                        data = json.loads(message.data)
+                    except ValueError:
+                        logger.warning("ignored a malformed event line from the server")
+                        continue
+                    if not isinstance(data, dict):
+                        continue
+                    event = parse_event(data)
+                    self._builder.add(event)
+                    yield event
+        except KeyboardInterrupt:
+            self._builder.interrupt()
+            raise
+        except httpx.TimeoutException:
+            raise StreamTimeoutError(
+                f"No data arrived from the server for {client.timeout:g} s, so the answer was cut "
+                "off; raise the timeout (timeout=SECONDS) if the model is slow.",
+                reply=self._builder.reply,
+            ) from None
+        except httpx.TransportError as exc:
+            raise ConnectionLostError(
+                f"The connection to {client.base_url} broke before the answer ended "
+                f"({type(exc).__name__}).",
+                reply=self._builder.reply,
+            ) from None
+        reply = self._builder.finish()
+        if reply.error:
+            raise ChatAbortedError(
+                f"The server stopped the answer: {_sentence(reply.error)}", reply=reply
+            )
+        if not (reply.text or reply.thoughts or reply.outputs or reply.files):
+            raise ServerError("The server ended the answer without sending any text.", reply=reply)
+
+    def close(self) -> None:
+        """Hang up now, e.g. after ``break``; the server stops generating."""
+        if self._iterator is not None:
+            self._iterator.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _OpenedStream:
+    """The context manager ``_open_stream`` returns: an SSE source over a checked response."""
+
+    def __init__(self, client: Client, path: str, body: dict[str, Any], ws: str, th: str | None):
+        self._client = client
+        self._path = path
+        self._body = body
+        self._workspace = ws
+        self._thread = th
+        self._response: httpx.Response | None = None
+
+    def __enter__(self) -> EventSource:
+        client = self._client
+        response = client._send_stream(self._path, self._body)
+        if (
+            response.status_code == 400
+            and self._body.get("mode") == "automatic"
+            and _LEGACY_MODE_ERROR in response.read().decode("utf-8", "replace")
+        ):
+            # Servers before v1.12 know no "automatic" mode: ask again in plain chat mode, once.
+            response.close()
+            logger.info("server rejected mode 'automatic'; retrying in 'chat' mode")
+            self._body["mode"] = "chat"
+            response = client._send_stream(self._path, self._body)
+        self._response = response
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+        if response.status_code != 200 or content_type != "text/event-stream":
+            response.read()
+            response.close()
+            if response.status_code == 200:
+                # The thread route crashes on an unknown workspace and answers 200 without SSE.
+                client.workspace(self._workspace)
+            client._raise_for(response, workspace=self._workspace, thread=self._thread)
+        return EventSource(response)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            self._response.close()
+
+
+class Client:
+    """A synchronous AnythingLLM client.
+
+    ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too), ``api_key`` and
+    ``timeout`` (seconds without any byte before a stream is given up) default to
+    ``ANYTHING_LLM_BASE_URL``, ``ANYTHING_LLM_API_KEY`` and 120 s.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | Secret | None = None,
+        timeout: float | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = normalize_base_url(base_url or env_base_url() or DEFAULT_BASE_URL)
+        self._api_key = (
+            api_key
+            if isinstance(api_key, Secret)
+            else (Secret(api_key) if api_key is not None else env_api_key())
+        )
+        self.timeout = float(timeout) if timeout else DEFAULT_TIMEOUT
+        self._http = httpx.Client(
+            base_url=self.base_url + "/api",
+            auth=_BearerAuth(self._api_key),
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            transport=transport,
+            headers={"User-Agent": "allm-jupyter"},
+        )
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, api_key={self._api_key!r}, timeout={self.timeout:g})"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self._api_key)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachableError:
+        reason = {
+            httpx.ConnectError: "connection refused or host not found",
+            httpx.ConnectTimeout: "connection timed out",
+        }.get(type(exc), type(exc).__name__)
+        return ServerUnreachableError(self.base_url, reason)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        workspace: str | None = None,
+        thread: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send one request and return its decoded JSON body, or raise the mapped error."""
+        logger.debug("%s /api%s", method, path)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise self._unreachable(exc) from None
+            raise StreamTimeoutError(
+                f"The server at {self.base_url} did not answer within {self.timeout:g} s."
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code >= 400:
+            self._raise_for(response, workspace=workspace, thread=thread)
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerError(
+                f"The server at {self.base_url} answered {method} {path} with something that is "
+                "not JSON; is this an AnythingLLM server?",
+                status=response.status_code,
+            ) from None
+
+    def _send_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        logger.debug("POST /api%s (stream)", path)
+        request = self._http.build_request("POST", path, json=body)
+        try:
+            return self._http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise self._unreachable(exc) from None
+            raise StreamTimeoutError(
+                f"The server at {self.base_url} sent no answer for {self.timeout:g} s; raise the "
+                "timeout (timeout=SECONDS) if the model is slow."
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
+    def _open_stream(
+        self, path: str, body: dict[str, Any], workspace: str, thread: str | None
+    ) -> _OpenedStream:
+        return _OpenedStream(self, path, body, workspace, thread)
+
+    def _available_slugs(self) -> list[str]:
+        try:
+            return [w.slug for w in self.workspaces()]
+        except AllmError:
+            return []
+
+    def _raise_for(
+        self, response: httpx.Response, *, workspace: str | None = None, thread: str | None = None
+    ) -> None:
+        """Raise the :class:`AllmError` that says what this error response means."""
+        status = response.status_code
+        if status == 403:
+            raise AuthenticationError(key_set=bool(self._api_key), base_url=self.base_url)
+        detail = _error_detail(response)
+        missing_thread = _MISSING_THREAD.match(detail)
+        if thread and missing_thread:
+            raise ThreadNotFoundError(workspace or "", thread)
+        if workspace and _MISSING_WORKSPACE.match(detail):
+            raise WorkspaceNotFoundError(workspace, self._available_slugs())
+        if (
+            workspace
+            and status in (400, 404)
+            and "json" not in response.headers.get("content-type", "")
+        ):
+            # Many workspace routes answer a bare "Bad Request" for an unknown slug.
+            self.workspace(workspace)
+        raise ServerError(
+            f"The server answered {status} {response.reason_phrase}: {_sentence(detail)}",
+            status=status,
+        )
+
+    # -- information ------------------------------------------------------------------------
+
+    def server_info(self) -> ServerInfo:
+        """Reachability and version (``appVersion``); never raises for a server that is down."""
+        try:
+            data = self._request("GET", "/utils/metrics")
+        except ServerUnreachableError as exc:
+            return ServerInfo(self.base_url, reachable=False, reason=str(exc))
+        except AllmError as exc:
+            return ServerInfo(self.base_url, reachable=True, reason=str(exc))
+        version = data.get("appVersion") if isinstance(data, dict) else None
+        mode = data.get("mode") if isinstance(data, dict) else None
+        return ServerInfo(
+            self.base_url,
+            reachable=True,
+            version=version if isinstance(version, str) else None,
+            mode=mode if isinstance(mode, str) else None,
+        )
+
+    def auth(self) -> bool:
+        """Whether the server accepts the API key (``False`` on 403; raises if unreachable)."""
+        try:
+            data = self._request("GET", "/v1/auth")
+        except AuthenticationError:
+            return False
+        return bool(isinstance(data, dict) and data.get("authenticated"))
+
+    def workspaces(self) -> list[Workspace]:
+        data = self._request("GET", "/v1/workspaces")
+        rows = data.get("workspaces") if isinstance(data, dict) else None
+        return [Workspace.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+
+    def workspace(self, slug: str) -> Workspace:
+        """One workspace with its documents; an unknown slug raises with the available ones."""
+        data = self._request("GET", f"/v1/workspace/{_segment(slug)}")
+        found = data.get("workspace") if isinstance(data, dict) else None
+        if isinstance(found, list):  # v1.1.0+: a list of 0 or 1 rows
+            found = found[0] if found else None
+        if not isinstance(found, dict):
+            raise WorkspaceNotFoundError(slug, self._available_slugs())
+        return Workspace.from_wire(found)
+
+    def threads(self, slug: str) -> list[Thread]:
+        """The workspace's threads with their names (the single-workspace route omits names)."""
+        for workspace in self.workspaces():
+            if workspace.slug == slug:
+                return list(workspace.threads)
+        raise WorkspaceNotFoundError(slug, self._available_slugs())
+
+    def new_thread(self, slug: str, name: str | None = None) -> Thread:
+        body = {"name": name} if name else {}
+        data = self._request(
+            "POST", f"/v1/workspace/{_segment(slug)}/thread/new", json=body, workspace=slug
+        )
+        row = data.get("thread") if isinstance(data, dict) else None
+        if not isinstance(row, dict) or not row.get("slug"):
+            message = data.get("message") if isinstance(data, dict) else None
+            raise ServerError(f"The server did not create the thread: {_sentence(str(message))}")
+        return Thread(slug=str(row["slug"]), name=row.get("name") or name)
+
+    def history(
+        self,
+        slug: str,
+        session_id: str | None = None,
+        thread: str | None = None,
+        limit: int = 20,
+    ) -> list[HistoryMessage]:
+        """The latest ``limit`` exchanges, oldest first (a session's hidden ones included)."""
+        if thread:
+            data = self._request(
+                "GET",
+                f"/v1/workspace/{_segment(slug)}/thread/{_segment(thread)}/chats",
+                workspace=slug,
+                thread=thread,
+            )
+            rows = data.get("history") if isinstance(data, dict) else None
+            messages = [HistoryMessage.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+            return messages[-2 * limit :] if limit else messages
+        params: dict[str, Any] = {"limit": limit, "orderBy": "desc"}
+        if session_id:
+            params["apiSessionId"] = session_id
+        data = self._request(
+            "GET", f"/v1/workspace/{_segment(slug)}/chats", params=params, workspace=slug
+        )
+        rows = data.get("history") if isinstance(data, dict) else None
+        messages = [HistoryMessage.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+        return _oldest_first(messages)
+
+    def vector_search(
+        self, slug: str, query: str, top_n: int = 4, score_threshold: float | None = None
+    ) -> list[SearchResult]:
+        body: dict[str, Any] = {"query": query, "topN": top_n}
+        if score_threshold is not None:
+            body["scoreThreshold"] = score_threshold
+        data = self._request(
+            "POST", f"/v1/workspace/{_segment(slug)}/vector-search", json=body, workspace=slug
+        )
+        rows = data.get("results") if isinstance(data, dict) else None
+        return [SearchResult.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+
+    def upload(self, path: str | Path, slug: str) -> list[Document]:
+        """Upload a file, embed it into the workspace, and check that it really got there.
+
+        The server reports neither parse nor embedding failures, so the workspace's document list
+        is the only proof.
+        """
+        file_path = Path(path)
+        if not file_path.is_file():
+            raise UploadError(f"There is no file at {file_path}.")
+        self.workspace(slug)  # fail before uploading when the slug is wrong
+        mime = mimetypes.guess_type(file_path.name)[0] or "application/octet-stream"
+        with file_path.open("rb") as handle:
+            data = self._request(
+                "POST",
+                "/v1/document/upload",
+                files={"file": (file_path.name, handle, mime)},
+                timeout=max(self.timeout, _EMBED_TIMEOUT),
+            )
+        documents = data.get("documents") if isinstance(data, dict) else None
+        locations = [
+            d["location"] for d in documents or [] if isinstance(d, dict) and d.get("location")
+        ]
+        if not (isinstance(data, dict) and data.get("success")) or not locations:
+            reason = data.get("error") if isinstance(data, dict) else None
+            raise UploadError(
+                f"The server could not read {file_path.name}: {_sentence(str(reason or 'no document was produced'))}"
+            )
+        self._request(
+            "POST",
+            f"/v1/workspace/{_segment(slug)}/update-embeddings",
+            json={"adds": locations, "deletes": []},
+            workspace=slug,
+            timeout=max(self.timeout, _EMBED_TIMEOUT),
+        )
+        embedded = {d.docpath: d for d in self.workspace(slug).documents}
+        missing = [loc for loc in locations if loc not in embedded]
+        if missing:
+            raise UploadError(
+                f"{file_path.name} was uploaded but not embedded into '{slug}' (check the "
+                "server's embedder settings and logs)."
+            )
+        return [embedded[loc] for loc in locations]
+
+    # -- chat -------------------------------------------------------------------------------
+
+    def stream_chat(
+        self,
+        slug: str,
+        message: str,
+        *,
+        mode: str | None = None,
+        session_id: str | None = None,
+        thread: str | None = None,
+        reset: bool = False,
+        attachments: Sequence[Mapping[str, str]] | None = None,
+    ) -> ChatStream:
+        """Ask a question and iterate its typed events as they arrive (workspace or thread route)."""
+        message = message or ""
+        if not message.strip() and not reset:
+            raise ConfigurationError("The question is empty; write it in the cell body.")
+        if reset and not (session_id or thread):
+            # Without a session the server would hide every chat of the workspace (§6).
+            raise ConfigurationError(
+                "reset needs a session_id or a thread, to reset only that one."
+            )
+        body: dict[str, Any] = {"message": message}
+        if mode:
+            body["mode"] = mode
+        if session_id:
+            body["sessionId"] = session_id
+        if reset:
+            body["reset"] = True
+        if attachments:
+            body["attachments"] = [dict(a) for a in attachments]
+        path = f"/v1/workspace/{_segment(slug)}"
+        if thread:
+            path += f"/thread/{_segment(thread)}"
+        builder = ReplyBuilder(
+            workspace=slug,
+            thread=thread,
+            session_id=session_id,
+            reset_only=reset and not message.strip(),
+        )
+        return ChatStream(self, path + "/stream-chat", body, builder, slug, thread)
+
+    def chat(
+        self,
+        slug: str,
+        message: str,
+        *,
+        mode: str | None = None,
+        session_id: str | None = None,
+        thread: str | None = None,
+        reset: bool = False,
+        attachments: Sequence[Mapping[str, str]] | None = None,
+    ) -> Reply:
+        """Ask a question and return the whole :class:`Reply` (the stream, folded)."""
+        stream = self.stream_chat(
+            slug,
+            message,
+            mode=mode,
+            session_id=session_id,
+            thread=thread,
+            reset=reset,
+            attachments=attachments,
+        )
+        for _ in stream:
+            pass
+        return stream.reply
+
+
+def _segment(value: str) -> str:
+    """A slug as one URL path segment (slugs are user-visible and could hold anything)."""
+    return quote(value, safe="")
+
+
+def _oldest_first(messages: list[HistoryMessage]) -> list[HistoryMessage]:
+    """``orderBy=desc`` gives the newest exchanges first; show them as a conversation reads."""
+    pairs: list[list[HistoryMessage]] = []
+    for message in messages:
+        if message.role == "user" or not pairs:
+            pairs.append([message])
+        else:
+            pairs[-1].append(message)
+    return [m for pair in reversed(pairs) for m in pair]

@@ -1,0 +1,193 @@
+"""Typed events of AnythingLLM's ``stream-chat`` endpoints.
+
+One dataclass per event type of the wire reference (§4.2). Parsing is tolerant on purpose: the real
+server is inconsistent (the turn id is ``uuid`` on some events and ``id`` on others, ``error`` is
+``false``, ``null`` or a string, every field may be missing), so :func:`parse_event` never raises and
+an event type it does not know becomes an :class:`UnknownEvent`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _turn_id(data: dict[str, Any]) -> str | None:
+    value = data.get("uuid") or data.get("id")
+    return str(value) if value is not None else None
+
+
+def _error(data: dict[str, Any]) -> str | None:
+    """A truthy string ``error`` is a failure; ``false``/``null``/``""`` are not."""
+    value = data.get("error")
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    """``textResponse`` may be null, a string, or (for skill events) a JSON object."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class TextResponseChunk:
+    """A token delta. The last one of a normal turn is empty with ``close=True`` (not the end)."""
+
+    turn_id: str | None
+    text: str
+    close: bool = False
+    error: str | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextResponse:
+    """A whole text: a query refusal, a reset confirmation, or an agent's final answer."""
+
+    turn_id: str | None
+    text: str | None
+    payload: Any = None
+    """The raw ``textResponse`` when it is not a string (a skill's custom event object)."""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FinalizeResponseStream:
+    """The last event of a turn that reached the LLM; carries chat id, metrics and sources."""
+
+    turn_id: str | None
+    chat_id: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    text: str | None = None
+    thoughts: list[str] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Abort:
+    """A server-side failure; it may still be followed by a finalize (sequence E)."""
+
+    turn_id: str | None
+    error: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentThought:
+    """An agent's status line ("Searching documents…"), shown while no answer text exists yet."""
+
+    turn_id: str | None
+    thought: str
+
+
+@dataclass(frozen=True)
+class UsageMetrics:
+    """Agent token usage, sent before the final text (v1.13+)."""
+
+    turn_id: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileDownload:
+    """A file an agent created; fetch it from ``/v1/document/generated-files/{storage_filename}``."""
+
+    turn_id: str | None
+    filename: str
+    storage_filename: str
+    file_size: int | None = None
+
+
+@dataclass(frozen=True)
+class UnknownEvent:
+    """An event type this client does not know; kept, never fatal."""
+
+    type: str
+    data: dict[str, Any]
+
+
+Event = (
+    TextResponseChunk
+    | TextResponse
+    | FinalizeResponseStream
+    | Abort
+    | AgentThought
+    | UsageMetrics
+    | FileDownload
+    | UnknownEvent
+)
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """Turn one decoded ``data:`` JSON object into a typed event; never raises."""
+    kind = data.get("type")
+    turn = _turn_id(data)
+    if kind == "textResponseChunk":
+        return TextResponseChunk(
+            turn_id=turn,
+            text=_text(data.get("textResponse")) or "",
+            close=bool(data.get("close")),
+            error=_error(data),
+            sources=_list(data.get("sources")),
+            metrics=_dict(data.get("metrics")),
+        )
+    if kind == "textResponse":
+        raw = data.get("textResponse")
+        return TextResponse(
+            turn_id=turn,
+            text=_text(raw),
+            payload=None if raw is None or isinstance(raw, str) else raw,
+            sources=_list(data.get("sources")),
+            metrics=_dict(data.get("metrics")),
+            error=_error(data),
+        )
+    if kind == "finalizeResponseStream":
+        chat_id = data.get("chatId")
+        return FinalizeResponseStream(
+            turn_id=turn,
+            chat_id=chat_id if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None,
+            metrics=_dict(data.get("metrics")),
+            sources=_list(data.get("sources")),
+            text=_text(data.get("textResponse")),
+            thoughts=[str(t) for t in _list(data.get("thoughts"))],
+            outputs=_list(data.get("outputs")),
+            error=_error(data),
+        )
+    if kind == "abort":
+        return Abort(
+            turn_id=turn,
+            error=_error(data) or "The server aborted the answer without a reason.",
+            metrics=_dict(data.get("metrics")),
+        )
+    if kind == "agentThought":
+        return AgentThought(turn_id=turn, thought=str(data.get("thought") or ""))
+    if kind == "usageMetrics":
+        return UsageMetrics(turn_id=turn, metrics=_dict(data.get("metrics")))
+    if kind == "fileDownload":
+        info = _dict(data.get("fileDownload"))
+        size = info.get("fileSize")
+        return FileDownload(
+            turn_id=turn,
+            filename=str(info.get("filename") or ""),
+            storage_filename=str(info.get("storageFilename") or ""),
+            file_size=size if isinstance(size, int) else None,
+        )
+    return UnknownEvent(type=str(kind), data=data)

@@ -1,0 +1,428 @@
+"""Markdown (and a plain-text twin) for a partial or final :class:`~allm_jupyter.reply.Reply`.
+
+Pure, with no IPython and no I/O, so the live view can call it ~20 times a second on 100+ KB answers:
+every pass is linear and every pattern is compiled once.
+
+Server text is untrusted. RAG answers quote arbitrary documents, and JupyterLab renders the Markdown
+outputs of a running session *without* sanitizing them, so an ``<img onerror=…>`` in an answer would
+run as script. :func:`escape_markdown_html` therefore never passes server Markdown through as it is;
+it re-emits it in a canonical form that every renderer must read the same way:
+
+* what must not act as syntax becomes a character reference (``&lt;``, ``&#91;``…), never a
+  backslash escape: a reference is plain text in every context of every renderer, while marked
+  (JupyterLab's renderer) un-escapes ``\\[`` inside link text;
+* outside code, so, ``<``, ``>`` and ``&`` are references: no tag, comment or autolink survives;
+* so are ``[`` and ``]``, except around the links we re-emit ourselves, whose target is ``http(s):``
+  or ``mailto:`` (images: ``http(s):``) and percent-encoded; no other link, image or reference
+  definition can form, whatever the renderer's bracket rules;
+* so are stray backticks, so the renderer pairs code spans exactly as we did (within one line), and
+  runs of three tildes, so no fence opens where we did not see one (after a list marker, say);
+* a code span stays verbatim only when its text is harmless even if a renderer splits it (GFM table
+  cells split on ``|`` inside code): no ``<``, ``[`` or ``]``; any other span becomes a ``<code>``
+  element whose punctuation is all references, which looks the same;
+* a fenced code block is re-emitted with a fence longer than any backtick run inside it, every line
+  at the opener's indent, and always closed, so no renderer can end it early and read the rest of it
+  as Markdown.
+
+Everything else (emphasis, lists, tables, headings, block quotes, math) renders as Markdown.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import quote
+
+from .reply import Metrics, Reply, Source, split_reasoning
+
+SNIPPET_CHARS = 300
+"""Sources show about this many characters of their chunk, cut on a word boundary."""
+
+_REFUSAL = "No relevant information in the workspace"
+
+_NEWLINE = re.compile(r"\r\n?|\n")
+_FENCE_OPEN = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)")
+_FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*")
+_FENCE_LANG = re.compile(r"[\w+#.-]*")
+_TICKS = re.compile(r"`+")
+# Block quote markers, a list marker and a task box at the start of a line: Markdown we keep as is.
+_LINE_PREFIX = re.compile(
+    r"(?:[ \t]*>)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\](?=[ \t]))?)?"
+)
+_SPECIAL = re.compile(r"[\\`\[\]<>&]|~~~")
+_INLINE = re.compile(r"\\[!-/:-@\[-`{-~]|`+|~{3,}|!?\[|[\]<>&]")
+_CODE_UNSAFE = re.compile(r"[<\[\]]")
+_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_LITERAL_SPECIAL = re.compile(r"[\\`*_\[\]~|$<>&\"']")
+_DESTINATION = re.compile(
+    r"""\([ \t]*
+    (?:<((?:[^<>\\`]|\\.)*)>|((?:[^\s()\\`]|\\.|\((?:[^\s()\\`]|\\.)*\))*))
+    (?:[ \t]+(?:"(?:[^"\\`]|\\.)*"|'(?:[^'\\`]|\\.)*'|\((?:[^()\\`]|\\.)*\)))?
+    [ \t]*\)""",
+    re.VERBOSE,
+)
+_AUTOLINK = re.compile(
+    r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>`]*)>"
+    r"|<([\w.!#$%&'*+/=?^{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>",
+    re.ASCII,
+)
+_LINK_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
+_IMAGE_SCHEME = re.compile(r"https?:", re.IGNORECASE)
+_URL_SAFE = "/:?#@!$&*+,;=%~"
+_NAMED_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_markdown_html(text: str) -> str:
+    """Make untrusted server Markdown safe to show: no raw HTML, only http(s)/mailto links.
+
+    Normal Markdown still renders; code keeps its exact text. See the module docstring for how.
+    """
+    out: list[str] = []
+    fence: _Fence | None = None
+    for line in _NEWLINE.split(text):
+        if fence is None:
+            fence = _Fence.opened_by(line)
+            if fence is None:
+                out.append(_escape_line(line))
+        elif fence.is_closed_by(line):
+            out.extend(fence.lines())
+            fence = None
+        else:
+            fence.add(line)
+    if fence is not None:  # an unclosed fence runs to the end: it is all code
+        if fence.body and not fence.body[-1]:
+            fence.body.pop()  # the newline the text ended with, not a blank line of code
+        out.extend(fence.lines())
+    return "\n".join(out)
+
+
+@dataclass
+class _Fence:
+    """A fenced code block, re-emitted with a fence that nothing inside it can close."""
+
+    indent: str
+    char: str
+    length: int
+    lang: str
+    body: list[str] = field(default_factory=list)
+
+    @classmethod
+    def opened_by(cls, line: str) -> _Fence | None:
+        match = _FENCE_OPEN.fullmatch(line)
+        if match is None:
+            return None
+        indent, fence, info = match.groups()
+        if fence[0] == "`" and "`" in info:  # not a fence in CommonMark: inline code
+            return None
+        lang = _FENCE_LANG.match(info.strip())
+        return cls(indent, fence[0], len(fence), lang[0] if lang else "")
+
+    def is_closed_by(self, line: str) -> bool:
+        match = _FENCE_CLOSE.fullmatch(line)
+        return match is not None and match[1][0] == self.char and len(match[1]) >= self.length
+
+    def add(self, line: str) -> None:
+        spaces = len(line) - len(line.lstrip(" "))
+        self.body.append(line[min(spaces, len(self.indent)) :])
+
+    def lines(self) -> list[str]:
+        # Every line keeps the opener's indent, so a fence inside a list item stays inside it.
+        longest = max((len(run) for run in _TICKS.findall("\n".join(self.body))), default=0)
+        ticks = "`" * max(3, longest + 1)
+        return [
+            self.indent + ticks + self.lang,
+            *(self.indent + line for line in self.body),
+            self.indent + ticks,
+        ]
+
+
+def _escape_line(line: str) -> str:
+    start = _LINE_PREFIX.match(line).end()  # type: ignore[union-attr]  # matches the empty string
+    if not _SPECIAL.search(line, start):
+        return line
+    return line[:start] + _Line(line, start).render()
+
+
+class _Line:
+    """One line outside code fences. Code spans and links never cross lines, so they cannot cross
+    a block boundary the renderer sees and we do not."""
+
+    def __init__(self, line: str, start: int) -> None:
+        self.line = line
+        self.start = start
+        self.tokens: list[tuple[int, int]] = []
+        self.spans: dict[int, int] = {}
+        """Token index of a whole code span -> the length of its backtick fences."""
+        unclosed: set[int] = set()  # run lengths with no closing run further on
+        pos = start
+        while match := _INLINE.search(line, pos):
+            begin, pos = match.span()
+            size = pos - begin
+            if line[begin] == "`" and size not in unclosed:
+                # Code spans come first: a backslash inside one is text, not an escape.
+                close = _backtick_run(size).search(line, pos)
+                if close is None:
+                    unclosed.add(size)
+                else:
+                    self.spans[len(self.tokens)] = size
+                    pos = close.end()
+            self.tokens.append((begin, pos))
+        self.starts = [begin for begin, _ in self.tokens]
+        self.brackets = self._pair_brackets()
+
+    def _pair_brackets(self) -> dict[int, int]:
+        """Opening ``[``/``![`` -> its matching ``]`` (code spans are single tokens)."""
+        pairs: dict[int, int] = {}
+        stack: list[int] = []
+        for index, (begin, _) in enumerate(self.tokens):
+            if self.line[begin] in "![":
+                stack.append(index)
+            elif self.line[begin] == "]" and stack:
+                pairs[stack.pop()] = index
+        return pairs
+
+    def render(self) -> str:
+        return self._render(0, len(self.tokens), self.start, len(self.line), in_link=False)
+
+    def _render(self, first: int, last: int, start: int, stop: int, *, in_link: bool) -> str:
+        line, tokens = self.line, self.tokens
+        out: list[str] = []
+        pos, index = start, first
+        while index < last:
+            begin, end = tokens[index]
+            out.append(line[pos:begin])
+            pos, index = end, index + 1
+            if line[begin] == "\\":
+                out.append(_entity(line[end - 1]))
+            elif (size := self.spans.get(index - 1)) is not None:
+                out.append(_code_span(line[begin + size : end - size], line[begin:end]))
+            elif made := self._link_at(index - 1, in_link=in_link):
+                text, pos = made
+                index = bisect_left(self.starts, pos)
+                out.append(text)
+            else:  # stray backticks (they could pair), tildes (they could open a fence), [ ] < > &
+                out.append("".join(map(_entity, line[begin:end])))
+        out.append(line[pos:stop])
+        return "".join(out)
+
+    def _link_at(self, index: int, *, in_link: bool) -> tuple[str, int] | None:
+        """A link, image or autolink starting at token ``index``, re-emitted, and where it ends."""
+        char = self.line[self.tokens[index][0]]
+        if char in "![":
+            return self._link(index, in_link=in_link)
+        if char == "<" and not in_link:  # links cannot nest
+            return self._autolink(self.tokens[index][0])
+        return None
+
+    def _link(self, opener: int, *, in_link: bool) -> tuple[str, int] | None:
+        """A link or image starting at ``opener``, re-emitted, and where it ends; None if none."""
+        close = self.brackets.get(opener)
+        image = self.line[self.tokens[opener][0]] == "!"
+        if close is None or (in_link and not image):
+            return None
+        target = _DESTINATION.match(self.line, self.tokens[close][1])
+        if target is None:
+            return None
+        raw = target[1] if target[1] is not None else target[2]
+        url = _safe_url(_unescape(raw), image=image)
+        inner = (self.tokens[opener][1], self.tokens[close][0])
+        if image:
+            alt = _literal(_unescape(self.line[inner[0] : inner[1]]))
+            return (f"![{alt}]({url})" if url else alt), target.end()
+        text = self._render(opener + 1, close, *inner, in_link=True)
+        return (f"[{text}]({url})" if url else text), target.end()
+
+    def _autolink(self, begin: int) -> tuple[str, int] | None:
+        match = _AUTOLINK.match(self.line, begin)
+        if match is None:
+            return None
+        shown = match[1] or match[2]
+        url = _safe_url(match[1] or f"mailto:{match[2]}", image=False)
+        return (f"[{_literal(shown)}]({url})", match.end()) if url else None
+
+
+@lru_cache
+def _backtick_run(size: int) -> re.Pattern[str]:
+    """A run of exactly ``size`` backticks: what closes a code span opened by one."""
+    return re.compile(f"(?<!`)`{{{size}}}(?!`)")
+
+
+def _code_span(body: str, raw: str) -> str:
+    """A code span: verbatim when harmless, else a ``<code>`` element of character references."""
+    if not _CODE_UNSAFE.search(body):
+        return raw
+    if body.startswith(" ") and body.endswith(" ") and body.strip(" "):
+        body = body[1:-1]  # CommonMark strips one space on each side
+    return "<code>" + _PUNCTUATION.sub(_entities, body) + "</code>"
+
+
+def _entity(char: str) -> str:
+    """``char`` as a character reference: plain text to every renderer, in every context.
+
+    Backslash escapes are not: marked, JupyterLab's renderer, un-escapes ``\\[`` inside link text.
+    """
+    return _NAMED_ENTITIES.get(char) or f"&#{ord(char)};"
+
+
+def _entities(match: re.Match[str]) -> str:
+    return "".join(map(_entity, match[0]))
+
+
+def _unescape(text: str) -> str:
+    """What a renderer reads from a link target or text: backslash escapes and entities resolved."""
+    return html.unescape(_BACKSLASH_ESCAPE.sub(r"\1", text))
+
+
+def _safe_url(url: str, *, image: bool) -> str | None:
+    """``url`` as a Markdown link target if its scheme is allowed, else None.
+
+    Percent-encoding leaves no space, bracket, parenthesis, quote or backslash for a renderer to
+    read differently from us, and ``&`` is an entity, so the target is one opaque word.
+    """
+    if not (_IMAGE_SCHEME if image else _LINK_SCHEME).match(url):
+        return None
+    return quote(url, safe=_URL_SAFE, errors="replace").replace("&", "&amp;")
+
+
+def _literal(text: str) -> str:
+    """One line of Markdown that shows ``text`` as it is (whitespace collapsed), never as markup.
+
+    Quotes are references too: marked puts image alt text into the attribute without escaping them.
+    """
+    return _LITERAL_SPECIAL.sub(_entities, " ".join(text.split()))
+
+
+def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """``text`` on one line, cut on a word boundary to about ``limit`` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit + 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else flat[:limit]).rstrip() + "…"
+
+
+def _score(source: Source) -> str | None:
+    return f"{source.score:.0%}" if source.score is not None else None
+
+
+def _rate(tokens_per_second: float) -> str:
+    return f"{tokens_per_second:.0f}" if tokens_per_second >= 10 else f"{tokens_per_second:.1f}"
+
+
+def _footer_parts(metrics: Metrics) -> list[str]:
+    """Model, total tokens, speed and duration: only the parts the server reported."""
+    parts = [metrics.model] if metrics.model else []
+    if metrics.total_tokens is not None:
+        parts.append(f"{metrics.total_tokens} tokens")
+    if metrics.output_tps is not None:
+        parts.append(f"{_rate(metrics.output_tps)} tok/s")
+    if metrics.duration is not None:
+        parts.append(f"{metrics.duration:.2f} s")
+    return parts
+
+
+def _ending(reply: Reply, final: bool) -> tuple[str, str] | None:
+    """Why the answer may be partial, as ``(label, detail)``; None when it is whole (so far)."""
+    if reply.error:
+        return "⚠ Error", reply.error
+    if reply.interrupted:
+        return "⏹ Stopped by the user", "partial answer"
+    if final and not reply.complete:
+        return "⚠ Stopped", "the answer ended before the server finished it"
+    return None
+
+
+def _file_names(reply: Reply) -> list[str]:
+    return [file.filename for file in reply.files if file.filename]
+
+
+def status_line(workspace: str | None, elapsed: float, thoughts: Sequence[str] = ()) -> str:
+    """What shows before the first token: the agent's latest thought, or who is being asked."""
+    seconds = f"{max(0, int(elapsed))} s"
+    thought = next((t for t in reversed(thoughts) if t.strip()), None)
+    if thought is not None:
+        return f"⏳ {_literal(thought)} · {seconds}"
+    asked = f"*{_literal(workspace)}*" if workspace else "AnythingLLM"
+    return f"⏳ Asking {asked}… {seconds}"
+
+
+def render_markdown(reply: Reply, *, status: str | None = None, final: bool = False) -> str:
+    """The notebook output: reasoning (collapsed), answer, markers, sources and footer."""
+    reasoning, answer = split_reasoning(reply.text)
+    ending = _ending(reply, final)
+    parts: list[str] = []
+    if reasoning and reasoning.strip():
+        parts.append(_details("Reasoning", escape_markdown_html(reasoning)))
+    if answer.strip():
+        body = escape_markdown_html(answer)
+        parts.append(_quote(f"ℹ️ **{_REFUSAL}:**\n\n{body}") if reply.refusal else body)
+    elif ending is None and not final:
+        waiting = "⏳ Thinking…" if reasoning else status_line(reply.workspace, 0.0, reply.thoughts)
+        parts.append(status if status is not None else waiting)
+    elif ending is None:
+        parts.append("*(no answer)*")
+    if names := _file_names(reply):
+        parts.append("📎 **Files:** " + ", ".join(map(_literal, names)))
+    if ending is not None:
+        parts.append(f"**{ending[0]}:** {_literal(ending[1])}")
+    if final and reply.sources:
+        items = "\n".join(_source_item(n, s) for n, s in enumerate(reply.sources, 1))
+        parts.append(_details(f"Sources ({len(reply.sources)})", items))
+    if final and reply.metrics and (footer := _footer_parts(reply.metrics)):
+        parts.append("*" + " · ".join(map(_literal, footer)) + "*")
+    return "\n\n".join(parts)
+
+
+def _details(summary: str, body: str) -> str:
+    """A collapsed block; the blank lines make JupyterLab parse the Markdown inside it."""
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def _quote(markdown: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in markdown.split("\n"))
+
+
+def _source_item(number: int, source: Source) -> str:
+    title = _literal(source.title)
+    url = _safe_url(source.link, image=False) if source.link else None
+    item = f"{number}. **[{title}]({url})**" if url else f"{number}. **{title}**"
+    if score := _score(source):
+        item += f" · {score}"
+    if snippet := _shorten(source.snippet):
+        item += f"<br>{_literal(snippet)}"
+    return item
+
+
+def render_plain(reply: Reply, *, final: bool = False) -> str:
+    """The ``text/plain`` twin for terminals: no HTML, no entities, no terminal control codes."""
+    answer = split_reasoning(reply.text)[1]
+    ending = _ending(reply, final)
+    parts: list[str] = []
+    if answer.strip():
+        parts.append(f"ℹ️ {_REFUSAL}: {answer}" if reply.refusal else answer)
+    if names := _file_names(reply):
+        parts.append("Files: " + ", ".join(names))
+    if ending is not None:
+        parts.append(f"{ending[0]}: {ending[1]}")
+    if final and reply.sources:
+        items = (_plain_source(n, s) for n, s in enumerate(reply.sources, 1))
+        parts.append("Sources:\n" + "\n".join(items))
+    if final and reply.metrics and (footer := _footer_parts(reply.metrics)):
+        parts.append(" · ".join(footer))
+    return _TERMINAL_CONTROL.sub("", "\n\n".join(parts))
+
+
+def _plain_source(number: int, source: Source) -> str:
+    score = _score(source)
+    return " ".join(
+        part
+        for part in (f"{number}.", source.title, f"({score})" if score else "", source.link or "")
+        if part
+    )

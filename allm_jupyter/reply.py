@@ -1,0 +1,296 @@
+"""The answer to one question, and the pure fold that builds it from stream events.
+
+The fold encodes the reference's rules (§4.3, §11) once, so the client, the magic and the tests
+agree: ``close: true`` is not the end; an agent's final ``textResponse`` *replaces* the streamed text
+(the answer must never appear twice); an ``abort`` may be followed by a finalize; sources and metrics
+come from the last non-empty list; a lone ``textResponse`` with no finalize is a query refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import (
+    Abort,
+    AgentThought,
+    Event,
+    FileDownload,
+    FinalizeResponseStream,
+    TextResponse,
+    TextResponseChunk,
+    UsageMetrics,
+)
+
+_METADATA_HEADER = re.compile(r"^\s*<document_metadata>.*?</document_metadata>\s*", re.DOTALL)
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One retrieved chunk (or agent citation) that an answer drew on."""
+
+    title: str
+    text: str = ""
+    score: float | None = None
+    url: str | None = None
+    chunk_source: str | None = None
+    doc_source: str | None = None
+    published: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Source:
+        return cls(
+            title=_string(data.get("title")) or _string(data.get("chunkSource")) or "Untitled",
+            text=data.get("text") if isinstance(data.get("text"), str) else "",
+            score=_number(data.get("score")),
+            url=_string(data.get("url")),
+            chunk_source=_string(data.get("chunkSource")),
+            doc_source=_string(data.get("docSource")),
+            published=_string(data.get("published")),
+            raw=data,
+        )
+
+    @property
+    def snippet(self) -> str:
+        """The chunk text without the ``<document_metadata>`` header the server prepends."""
+        return _METADATA_HEADER.sub("", self.text, count=1).strip()
+
+    @property
+    def link(self) -> str | None:
+        """The source's URL when a browser can open it (``file://`` paths on the server cannot)."""
+        for candidate in (self.url, self.chunk_source):
+            if candidate and candidate.lower().startswith(("http://", "https://")):
+                return candidate
+        return None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Token counts and speed the server reports for a turn."""
+
+    model: str | None = None
+    provider: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    output_tps: float | None = None
+    duration: float | None = None
+    timestamp: str | None = None
+    total_cost: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Metrics | None:
+        """``None`` for the empty ``metrics: {}`` of refusals and aborts."""
+        if not data:
+            return None
+        return cls(
+            model=_string(data.get("model")),
+            provider=_string(data.get("provider")),
+            prompt_tokens=_integer(data.get("prompt_tokens")),
+            completion_tokens=_integer(data.get("completion_tokens")),
+            total_tokens=_integer(data.get("total_tokens")),
+            output_tps=_number(data.get("outputTps")),
+            duration=_number(data.get("duration")),
+            timestamp=_string(data.get("timestamp")),
+            total_cost=_number(data.get("totalCost")),
+            raw=data,
+        )
+
+
+def split_reasoning(text: str) -> tuple[str | None, str]:
+    """Split ``<think>…</think>`` reasoning from the answer: ``(reasoning, answer)``.
+
+    Works on partial text while streaming: an unclosed ``<think>`` means everything so far is
+    reasoning, and a tag cut off at the end of the text (``"<thi"``) is held back rather than shown.
+    """
+    stripped = text.lstrip()
+    if not stripped.startswith(_THINK_OPEN):
+        if _THINK_OPEN.startswith(stripped) and stripped:
+            return "", ""
+        return None, text
+    body = stripped[len(_THINK_OPEN) :]
+    end = body.find(_THINK_CLOSE)
+    if end == -1:
+        return _without_partial_tag(body, _THINK_CLOSE), ""
+    return body[:end].strip(), body[end + len(_THINK_CLOSE) :].lstrip()
+
+
+def _without_partial_tag(text: str, tag: str) -> str:
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:size]):
+            return text[:-size]
+    return text
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Everything the server said about one question, complete or (on error) partial."""
+
+    text: str = ""
+    sources: tuple[Source, ...] = ()
+    metrics: Metrics | None = None
+    chat_id: int | None = None
+    thoughts: tuple[str, ...] = ()
+    error: str | None = None
+    workspace: str | None = None
+    thread: str | None = None
+    session_id: str | None = None
+    refusal: bool = False
+    """True for query mode's canned "no relevant information" answer: a normal reply."""
+    complete: bool = False
+    """True once the stream ended normally; False for partial replies kept on errors."""
+    interrupted: bool = False
+    turn_id: str | None = None
+    files: tuple[FileDownload, ...] = ()
+    outputs: tuple[Any, ...] = ()
+
+    @property
+    def answer(self) -> str:
+        """The text without ``<think>`` reasoning."""
+        return split_reasoning(self.text)[1]
+
+    @property
+    def reasoning(self) -> str | None:
+        return split_reasoning(self.text)[0]
+
+    def __str__(self) -> str:
+        return self.answer
+
+
+@dataclass
+class ReplyBuilder:
+    """Folds events into a :class:`Reply`; pure, fed one event at a time so views can redraw."""
+
+    workspace: str | None = None
+    thread: str | None = None
+    session_id: str | None = None
+    reset_only: bool = False
+    """A ``reset`` with no message: its lone ``textResponse`` is a confirmation, not a refusal."""
+
+    _text: str = ""
+    _sources: tuple[Source, ...] = ()
+    _metrics: Metrics | None = None
+    _chat_id: int | None = None
+    _thoughts: list[str] = field(default_factory=list)
+    _error: str | None = None
+    _turn_id: str | None = None
+    _files: list[FileDownload] = field(default_factory=list)
+    _outputs: list[Any] = field(default_factory=list)
+    _saw_chunk: bool = False
+    _saw_whole_text: bool = False
+    _saw_finalize: bool = False
+    _complete: bool = False
+    _interrupted: bool = False
+
+    def add(self, event: Event) -> None:
+        turn_id = getattr(event, "turn_id", None)
+        if turn_id and not self._turn_id:
+            self._turn_id = turn_id
+        if isinstance(event, TextResponseChunk):
+            self._saw_chunk = self._saw_chunk or bool(event.text)
+            self._text += event.text
+            self._take(event.sources, event.metrics, event.error)
+        elif isinstance(event, TextResponse):
+            if event.text is not None:
+                # The agent's final message repeats the streamed deltas: replace, never append.
+                self._text = event.text
+                self._saw_whole_text = True
+            elif event.payload is not None:
+                self._outputs.append(event.payload)
+            self._take(event.sources, event.metrics, event.error)
+        elif isinstance(event, FinalizeResponseStream):
+            self._saw_finalize = True
+            if event.chat_id is not None:
+                self._chat_id = event.chat_id
+            if event.text:
+                self._text = event.text
+            if event.thoughts:
+                self._thoughts = list(event.thoughts)
+            self._outputs.extend(event.outputs)
+            self._take(event.sources, event.metrics, event.error)
+        elif isinstance(event, Abort):
+            self._take([], event.metrics, event.error)
+        elif isinstance(event, AgentThought):
+            if event.thought:
+                self._thoughts.append(event.thought)
+        elif isinstance(event, UsageMetrics):
+            self._take([], event.metrics, None)
+        elif isinstance(event, FileDownload):
+            self._files.append(event)
+
+    def _take(
+        self, sources: list[dict[str, Any]], metrics: dict[str, Any], error: str | None
+    ) -> None:
+        if sources:
+            self._sources = tuple(Source.from_wire(s) for s in sources if isinstance(s, dict))
+        parsed = Metrics.from_wire(metrics)
+        if parsed is not None:
+            self._metrics = parsed
+        if error and not self._error:
+            self._error = error
+
+    def finish(self) -> Reply:
+        """Mark the stream as ended normally (EOF) and return the final reply."""
+        self._complete = True
+        return self.reply
+
+    def interrupt(self) -> Reply:
+        """Mark the reply as stopped by the user and return it."""
+        self._interrupted = True
+        return self.reply
+
+    @property
+    def reply(self) -> Reply:
+        refusal = (
+            self._complete
+            and self._saw_whole_text
+            and not self._saw_chunk
+            and not self._saw_finalize
+            and not self._error
+            and not self.reset_only
+        )
+        return Reply(
+            text=self._text,
+            sources=self._sources,
+            metrics=self._metrics,
+            chat_id=self._chat_id,
+            thoughts=tuple(self._thoughts),
+            error=self._error,
+            workspace=self.workspace,
+            thread=self.thread,
+            session_id=self.session_id,
+            refusal=refusal,
+            complete=self._complete,
+            interrupted=self._interrupted,
+            turn_id=self._turn_id,
+            files=tuple(self._files),
+            outputs=tuple(self._outputs),
+        )
+
+
+def fold(events: list[Event] | tuple[Event, ...], **context: Any) -> Reply:
+    """Fold a whole, ended stream of events into its reply."""
+    builder = ReplyBuilder(**context)
+    for event in events:
+        builder.add(event)
+    return builder.finish()

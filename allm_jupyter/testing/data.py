@@ -1,0 +1,158 @@
+"""The default content of the stand-in server and the pure functions that answer from it.
+
+Three workspaces cover the three default behaviours a client meets:
+
+* ``research`` (chatMode ``chat``, three documents, one thread): RAG answers (sequence A) that
+  quote the best matching chunk, or the fake-LLM reply when nothing matches;
+* ``scratchpad`` (chatMode ``query``, no documents): the query-mode refusal (sequence B);
+* ``assistant`` (chatMode ``automatic``, no documents): agent turns (sequence F).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_PROMPT",
+    "SEED_CREATED_AT",
+    "SEED_DOCUMENTS",
+    "SEED_PUBLISHED",
+    "SEED_WORKSPACES",
+    "SeedDocument",
+    "SeedWorkspace",
+    "answer_for",
+    "chunk_body",
+    "fake_reply",
+    "overlap_score",
+]
+
+DEFAULT_PROMPT = (
+    "Given the following conversation, relevant context, and a follow up question, reply with an "
+    "answer to the current question the user is asking. The current date and time is {datetime}. "
+    "Return only your response to the question given the above information following the users "
+    "instructions as needed."
+)
+SEED_CREATED_AT = "2026-05-01T10:00:00.000Z"
+SEED_PUBLISHED = "5/1/2026, 10:00:00 AM"
+
+
+@dataclass(frozen=True)
+class SeedDocument:
+    """A document as the collector would have written it (``custom-documents/<name>.json``)."""
+
+    name: str
+    title: str
+    text: str
+    description: str = "Unknown"
+
+
+@dataclass(frozen=True)
+class SeedWorkspace:
+    """A workspace row to create at start-up, with the documents embedded in it."""
+
+    name: str
+    slug: str
+    chat_mode: str
+    documents: tuple[str, ...] = ()
+    threads: tuple[tuple[str, str], ...] = ()  # (name, slug)
+
+
+SEED_DOCUMENTS: tuple[SeedDocument, ...] = (
+    SeedDocument(
+        name="team-handbook-onboarding",
+        title="team-handbook-onboarding.md",
+        description="Team handbook, section 2: onboarding",
+        text=(
+            "New team members get their laptop, building badge and accounts on their first day. "
+            "Your onboarding buddy meets you at the front desk at nine and walks you through the "
+            "lab tour.\n\n"
+            "During the first week every newcomer pairs with their buddy on one real ticket. "
+            "Access to the shared datasets is granted after the data-protection training, which "
+            "takes about two hours."
+        ),
+    ),
+    SeedDocument(
+        name="research-facility-fact-sheet",
+        title="research-facility-fact-sheet.txt",
+        text=(
+            "The Research facility is located on Loopback Lane. Its mascot is a blue heron named "
+            "Packet. Opening hours are nine to five on weekdays. The cafeteria serves soup every "
+            "Tuesday."
+        ),
+    ),
+    SeedDocument(
+        name="project-glossary",
+        title="project-glossary.md",
+        description="Terms used across the project",
+        text=(
+            "A workspace is a container of documents and chats with its own settings. "
+            "Documents are split into chunks and embedded so that questions can retrieve them.\n\n"
+            "Retrieval-augmented generation means the model answers from the retrieved chunks, "
+            "and every answer cites its sources."
+        ),
+    ),
+)
+
+SEED_WORKSPACES: tuple[SeedWorkspace, ...] = (
+    SeedWorkspace(
+        name="Research",
+        slug="research",
+        chat_mode="chat",
+        documents=tuple(document.name for document in SEED_DOCUMENTS),
+        threads=(("Onboarding questions", "onboarding-questions"),),
+    ),
+    SeedWorkspace(name="Scratchpad", slug="scratchpad", chat_mode="query"),
+    SeedWorkspace(name="Assistant", slug="assistant", chat_mode="automatic"),
+)
+
+# fmt: off
+_STOPWORDS = frozenset({
+    "a", "about", "an", "and", "any", "are", "as", "at", "be", "can", "could", "did", "do",
+    "does", "for", "from", "get", "got", "have", "how", "i", "in", "is", "it", "its", "me", "my",
+    "of", "on", "or", "our", "please", "say", "should", "tell", "that", "the", "their", "there",
+    "this", "to", "us", "was", "we", "what", "when", "where", "which", "who", "why", "will",
+    "with", "would", "you", "your",
+})
+# fmt: on
+_HEADER_END = "</document_metadata>\n\n"
+_SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.DOTALL)
+
+
+def _terms(text: str) -> set[str]:
+    """Lower-cased content words, crudely singularised so that ``days`` finds ``day``."""
+    words = re.findall(r"\w+", text.lower())
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in _STOPWORDS}
+
+
+def overlap_score(query: str, passage: str) -> float:
+    """Share of the query's content words found in the passage (0..1): a deterministic
+    stand-in for vector similarity."""
+    wanted = _terms(query)
+    return len(wanted & _terms(passage)) / len(wanted) if wanted else 0.0
+
+
+def chunk_body(source: Mapping[str, Any]) -> str:
+    """The chunk text of a source, without its ``<document_metadata>`` header."""
+    text = str(source.get("text") or "")
+    return text.split(_HEADER_END, 1)[-1]
+
+
+def fake_reply(message: str) -> str:
+    """The reply of the fake LLM used for the captures."""
+    digest = hashlib.sha256(message.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f'Fake reply {digest}: you said "{message}". The end.'
+
+
+def answer_for(message: str, sources: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The stand-in LLM's answer: quote the first sentence of the best source, or, with no
+    sources, the captures' fake reply. Pure, so tests can predict every streamed text."""
+    if not sources:
+        return fake_reply(message)
+    top = sources[0]
+    body = chunk_body(top).strip()
+    match = _SENTENCE.match(body)
+    return f"According to {top.get('title')}: {match.group(1) if match else body}"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh clone: installs what the tests need, then runs pytest.
+# Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# AnythingLLM's own CLI, for the conformance test (needs node and npm).
+if command -v npm >/dev/null 2>&1; then
+  npm install --prefix .ci --no-save --no-audit --no-fund --silent @mintplex-labs/anything-llm-cli@0.0.13
+fi
+
+# Debian's Chromium, for the JupyterLab browser tests (never `playwright install`).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
+.venv/bin/ruff check allm_jupyter tests benchmarks
+.venv/bin/ruff format --check allm_jupyter tests benchmarks
+exec .venv/bin/python -m pytest "$@"

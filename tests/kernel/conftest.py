@@ -1,0 +1,149 @@
+"""A real IPython kernel talking to a real stand-in server over loopback.
+
+``kernel.run(code)`` executes one cell like a notebook front end would and returns every iopub
+message of that execution, so tests assert on exactly what a notebook would receive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from allm_jupyter.testing import StandInServer
+
+
+@dataclass
+class CellRun:
+    status: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    reply: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        """Contents of the output messages, each with its ``msg_type`` added."""
+        kinds = ("display_data", "update_display_data", "stream", "error", "execute_result")
+        return [
+            {"msg_type": m["msg_type"], **m["content"]}
+            for m in self.messages
+            if m["msg_type"] in kinds
+        ]
+
+    def of_type(self, msg_type: str) -> list[dict[str, Any]]:
+        return [o for o in self.outputs if o["msg_type"] == msg_type]
+
+    @property
+    def text(self) -> str:
+        """Everything a reader would see as text: streams, plain-text reprs, error lines."""
+        parts: list[str] = []
+        for out in self.outputs:
+            if out["msg_type"] == "stream":
+                parts.append(out["text"])
+            elif out["msg_type"] == "error":
+                parts.append("\n".join(out["traceback"]))
+            elif "data" in out:
+                parts.append(out["data"].get("text/plain", ""))
+        return "\n".join(parts)
+
+    @property
+    def error_text(self) -> str:
+        errors = self.of_type("error")
+        return "\n".join("\n".join(e["traceback"]) for e in errors)
+
+    @property
+    def final_markdown(self) -> str:
+        """The Markdown of the last display or update of the answer's output."""
+        shown = [
+            o for o in self.outputs if o["msg_type"] in ("display_data", "update_display_data")
+        ]
+        assert shown, f"no display in {self.outputs!r}"
+        return shown[-1]["data"]["text/markdown"]
+
+
+class KernelSession:
+    """One kernel; every message it sends is checked for the API key as it is collected."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.secret = env.get("ANYTHING_LLM_API_KEY", "")
+        self._early: dict[str, list[dict[str, Any]]] = {}
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def execute(self, code: str) -> str:
+        """Send a cell without waiting; pair with :meth:`collect`."""
+        return self.client.execute(code, store_history=True, allow_stdin=False)
+
+    def collect(self, msg_id: str, timeout: float = 60) -> CellRun:
+        messages = self._early.pop(msg_id, [])
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"kernel produced nothing for {timeout} s") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            messages.append(msg)
+        reply = self.client.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.client.get_shell_msg(timeout=timeout)
+        if self.secret:
+            seen = json.dumps([messages, reply["content"]], default=str)
+            assert self.secret not in seen, "the API key appeared in a kernel message"
+        return CellRun(status=reply["content"]["status"], messages=messages, reply=reply["content"])
+
+    def run(self, code: str, timeout: float = 60) -> CellRun:
+        return self.collect(self.execute(code), timeout=timeout)
+
+    def next_message(self, msg_id: str, timeout: float = 30) -> dict[str, Any]:
+        """The next iopub message of this execution (to act while a cell is still running)."""
+        while True:
+            msg = self.client.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                self._early.setdefault(msg_id, []).append(msg)
+                return msg
+
+    def interrupt(self) -> None:
+        self.manager.interrupt_kernel()
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def kernel_env(server: StandInServer, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
+    env.update(
+        ANYTHING_LLM_BASE_URL=server.base_url,
+        ANYTHING_LLM_API_KEY=server.api_key,
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def kernel_server() -> Iterator[StandInServer]:
+    with StandInServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel(kernel_server: StandInServer) -> Iterator[KernelSession]:
+    session = KernelSession(kernel_env(kernel_server))
+    try:
+        loaded = session.run("%load_ext allm_jupyter")
+        assert loaded.status == "ok", loaded.error_text
+        yield session
+    finally:
+        session.shutdown()

@@ -1,0 +1,232 @@
+"""``%%allm`` in a real IPython kernel, against the stand-in server over loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+from conftest import CellRun, KernelSession, kernel_env
+from sources import SAMPLE_SOURCES
+
+from allm_jupyter.testing import StandInServer, scenarios
+
+ASK = "%%allm workspace={slug} mode=chat {options}\n{question}"
+
+
+def ask(
+    kernel: KernelSession, server: StandInServer, question: str = "What is new?", options: str = ""
+) -> CellRun:
+    return kernel.run(ASK.format(slug=server.slugs[0], options=options, question=question))
+
+
+def display_id_of(message: dict) -> str:
+    return message["transient"]["display_id"]
+
+
+def test_trickled_answer_updates_one_output_in_place(kernel, kernel_server) -> None:
+    words = " ".join(f"word{i}" for i in range(40))
+    scenario = scenarios.trickle(words, delay=0.02, sources=SAMPLE_SOURCES)
+    kernel_server.queue(scenario)
+    run = ask(kernel, kernel_server)
+    assert run.status == "ok", run.error_text
+    displays = run.of_type("display_data")
+    updates = [m for m in run.messages if m["msg_type"] == "update_display_data"]
+    assert len(displays) == 1
+    assert len(updates) >= 3
+    assert {display_id_of(m["content"]) for m in updates} == {display_id_of(displays[0])}
+    final = updates[-1]["content"]["data"]
+    assert final["text/plain"].startswith(scenario.expected_text)
+    assert scenario.expected_text in final["text/markdown"]
+    assert "Sources (" in final["text/markdown"]
+    assert "tok/s" in final["text/markdown"]
+    stamps = [datetime.fromisoformat(str(m["header"]["date"])) for m in updates[:-1]]
+    span = (stamps[-1] - stamps[0]).total_seconds()
+    assert (len(stamps) - 1) / max(span, 1e-3) <= 22, "more than ~20 updates a second"
+    meta = updates[-1]["content"]["metadata"]["allm_jupyter"]
+    assert meta["workspace"] == kernel_server.slugs[0]
+    assert meta["chat_id"] is not None and meta["session_id"].startswith("allm-jupyter-")
+    assert not run.of_type("execute_result"), "the cell must return nothing"
+
+
+def test_reply_is_kept_in_allm_and_out(kernel, kernel_server) -> None:
+    scenario = scenarios.normal("Kept answer.")
+    kernel_server.queue(scenario)
+    assert ask(kernel, kernel_server, options="out=kept").status == "ok"
+    check = kernel.run("print(repr(_allm.text), kept is _allm, _allm.complete)")
+    assert check.text.strip() == f"{scenario.expected_text!r} True True"
+
+
+def test_session_id_is_stable_and_overridable(kernel, kernel_server) -> None:
+    ask(kernel, kernel_server)
+    ask(kernel, kernel_server)
+    ask(kernel, kernel_server, options="session=mine")
+    sent = [r.json.get("sessionId") for r in kernel_server.chat_requests()[-3:]]
+    assert sent[0] == sent[1] and sent[0].startswith("allm-jupyter-")
+    assert sent[2] == "mine"
+
+
+def test_interpolation_keeps_code_braces(kernel, kernel_server) -> None:
+    kernel.run("topic = 'onboarding'\nitems = ['alpha', 'beta']")
+    question = "About {topic} and {items[1]}: is {'a': 1} valid, or {missing}, f'{{x}}'?"
+    ask(kernel, kernel_server, question=question)
+    assert kernel_server.chat_requests()[-1].json["message"] == (
+        "About onboarding and beta: is {'a': 1} valid, or {missing}, f'{{x}}'?"
+    )
+    ask(kernel, kernel_server, question="{topic}", options="raw")
+    assert kernel_server.chat_requests()[-1].json["message"] == "{topic}"
+
+
+def test_hostile_html_never_reaches_the_markdown_as_html(kernel, kernel_server) -> None:
+    kernel_server.queue(
+        scenarios.normal("Look <img src=x onerror=alert(1)> here <script>alert(2)</script> done.")
+    )
+    run = ask(kernel, kernel_server)
+    assert run.status == "ok", run.error_text
+    markdown = run.final_markdown
+    assert "<img" not in markdown and "<script" not in markdown
+    assert "onerror" not in markdown.replace("onerror=alert(1)&gt;", "")
+
+
+def test_unknown_workspace_fails_the_cell_with_one_sentence(kernel, kernel_server) -> None:
+    run = kernel.run("%%allm workspace=no-such-ws\nhello")
+    assert run.status == "error"
+    assert run.reply["ename"] == "CellFailure"
+    assert "There is no workspace 'no-such-ws' on the server (available:" in run.error_text
+    assert "Traceback" not in run.error_text and "File " not in run.error_text
+
+
+def test_unknown_option_lists_the_valid_ones(kernel) -> None:
+    run = kernel.run("%%allm colour=blue\nhello")
+    assert run.status == "error"
+    assert "Unknown option 'colour=blue'; valid options: workspace= (-w)" in run.error_text
+    run = kernel.run("%%allm api_key=abc\nhello")
+    assert "never a magic option" in run.error_text
+
+
+def test_stall_with_timeout_keeps_the_partial_text(kernel, kernel_server) -> None:
+    kernel_server.queue(scenarios.stall("partial words "))
+    run = ask(kernel, kernel_server, options="timeout=2")
+    assert run.status == "error"
+    assert "No data arrived from the server for 2 s" in run.error_text
+    assert "partial words" in run.final_markdown
+    assert "Error" in run.final_markdown
+
+
+def test_abort_mid_stream_keeps_the_partial_text(kernel, kernel_server) -> None:
+    kernel_server.queue(scenarios.midstream_abort("Half an answer ", "provider died"))
+    run = ask(kernel, kernel_server)
+    assert run.status == "error"
+    assert "The server stopped the answer: provider died." in run.error_text
+    assert "Half an answer" in run.final_markdown
+
+
+def test_interrupt_stops_at_once_and_keeps_the_partial(kernel, kernel_server) -> None:
+    kernel_server.queue(scenarios.stall("streaming so far "))
+    msg_id = kernel.execute(ASK.format(slug=kernel_server.slugs[0], options="", question="q"))
+    while True:
+        msg = kernel.next_message(msg_id)
+        if msg["msg_type"] == "update_display_data" and "streaming so far" in msg["content"][
+            "data"
+        ].get("text/plain", ""):
+            break
+    started = time.monotonic()
+    kernel.interrupt()
+    run = kernel.collect(msg_id)
+    assert time.monotonic() - started < 1.0
+    assert run.status == "error"
+    assert "stopped; the partial answer is kept above" in run.error_text
+    assert "streaming so far" in run.final_markdown
+    assert kernel_server.streams[-1].disconnected.wait(5), "the server did not see the hang-up"
+    assert kernel.run("print(_allm.interrupted, repr(_allm.text))").text.strip() == (
+        "True 'streaming so far '"
+    )
+
+
+def test_thread_new_creates_a_thread_and_keeps_using_it(kernel, kernel_server) -> None:
+    run = ask(kernel, kernel_server, options="thread=new")
+    assert run.status == "ok", run.error_text
+    first = kernel_server.chat_requests()[-1].path
+    assert "/thread/" in first
+    ask(kernel, kernel_server)
+    assert kernel_server.chat_requests()[-1].path == first
+    kernel.run("from allm_jupyter.settings import session; session.choose(thread=None)")
+
+
+def test_config_explains_where_values_come_from(kernel, kernel_server) -> None:
+    kernel.run("%config AllmMagics.default_workspace = 'from-config'")
+    run = kernel.run("%allm config")
+    text = run.text
+    assert "from-config" in text and "config" in text
+    assert kernel_server.base_url in text
+    assert "set" in text
+    kernel.run("%config AllmMagics.default_workspace = None")
+
+
+def test_line_commands(kernel, kernel_server) -> None:
+    status = kernel.run("%allm status")
+    assert status.status == "ok", status.error_text
+    assert "1.16.0" in status.text and "valid" in status.text
+    listing = kernel.run("%allm workspaces")
+    for slug in kernel_server.slugs:
+        assert slug in listing.text
+    use = kernel.run(f"%allm use {kernel_server.slugs[0]}")
+    assert use.status == "ok" and kernel_server.slugs[0] in use.text
+    search = kernel.run("%allm search onboarding")
+    assert search.status == "ok", search.error_text
+    history = kernel.run("%allm history 2")
+    assert history.status == "ok", history.error_text
+    reset = kernel.run("%allm reset")
+    assert reset.status == "ok", reset.error_text
+    assert kernel_server.chat_requests()[-1].json.get("reset") is True
+    assert kernel_server.chat_requests()[-1].json.get("sessionId")
+    kernel.run("from allm_jupyter.settings import session; session.choose(workspace=None)")
+
+
+def test_no_workspace_anywhere_says_how_to_choose(kernel, kernel_server) -> None:
+    run = kernel.run("%%allm\nhello")
+    assert run.status == "error"
+    assert "No workspace is chosen; add workspace=SLUG" in run.error_text
+    assert kernel_server.slugs[0] in run.error_text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_down_and_bad_key_fail_with_their_sentences(kernel_server) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    session = KernelSession(kernel_env(kernel_server, ANYTHING_LLM_API_KEY="wrong-key"))
+    try:
+        session.run("%load_ext allm_jupyter")
+        bad_key = session.run(f"%%allm workspace={kernel_server.slugs[0]}\nhello")
+        assert bad_key.status == "error"
+        assert "rejected the API key; set ANYTHING_LLM_API_KEY" in bad_key.error_text
+        session.run(f"%config AllmMagics.base_url = '{url}'")
+        down = session.run(f"%%allm workspace={kernel_server.slugs[0]}\nhello")
+        assert down.status == "error"
+        assert f"Cannot reach the AnythingLLM server at {url}" in down.error_text
+    finally:
+        session.shutdown()
+
+
+def test_loading_the_extension_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from IPython.testing.globalipapp import start_ipython\n"
+        "ip = start_ipython()\n"
+        "ip.run_line_magic('load_ext', 'allm_jupyter')\n"
+        "heavy = [m for m in ('httpx', 'ipywidgets', 'httpx_sse') if m in sys.modules]\n"
+        "assert 'allm' in ip.magics_manager.magics['cell'], 'not registered'\n"
+        "ip.run_line_magic('unload_ext', 'allm_jupyter')\n"
+        "assert 'allm' not in ip.magics_manager.magics['cell'], 'not unregistered'\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
