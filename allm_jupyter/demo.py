@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from .errors import API_KEY_ENV, BASE_URL_ENV, WORKSPACE_ENV, AllmError
 from .settings import env_base_url, env_workspace
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @contextmanager
@@ -36,7 +39,11 @@ def demo_environment() -> Iterator[dict[str, str]]:
 
     with StandInServer() as server:
         env.update(
-            {BASE_URL_ENV: server.base_url, API_KEY_ENV: server.api_key, WORKSPACE_ENV: server.slugs[0]}
+            {
+                BASE_URL_ENV: server.base_url,
+                API_KEY_ENV: server.api_key,
+                WORKSPACE_ENV: server.slugs[0],
+            }
         )
         print(
             f"No {BASE_URL_ENV} set: started the bundled stand-in server at {server.base_url}\n"
@@ -57,72 +64,133 @@ def _first_workspace() -> str:
     return workspaces[0].slug
 
 
+class _Echo:
+    """Prints a kernel's output messages as they arrive, so the terminal shows answers streaming.
+
+    A streamed answer is one output updated in place; only the text each update adds is printed.
+    """
+
+    def __init__(self, *, colour: bool) -> None:
+        self._colour = colour
+        self._printed: dict[str, str] = {}
+        self._open_line: str | None = None
+        """The output whose text ends the terminal's last line, while that line is unfinished."""
+
+    def _write(self, text: str, output: str = "") -> None:
+        """Print ``text`` of ``output``; a line another output left unfinished is ended first."""
+        if not text:
+            return
+        if self._open_line not in (None, output):
+            text = "\n" + text
+        print(text if self._colour else _ANSI.sub("", text), end="", flush=True)
+        self._open_line = None if text.endswith("\n") else output
+
+    def heading(self, markdown: str) -> None:
+        """The headings of a Markdown cell: the notebook's story between the code."""
+        for line in markdown.splitlines():
+            if line.startswith("#"):
+                self._write(f"\n\x1b[1;34m{line}\x1b[0m\n")
+
+    def message(self, msg: dict[str, Any]) -> None:
+        kind = msg["msg_type"]
+        content = msg["content"]
+        if kind == "execute_input":
+            self._write(f"\n\x1b[1mIn [{content['execution_count']}]:\x1b[0m {content['code']}\n")
+        elif kind == "stream":
+            self._write(content["text"], f"stream:{content['name']}")
+        elif kind in ("display_data", "update_display_data", "execute_result"):
+            self._data(content)
+        elif kind == "error":
+            self._write("\n".join(content["traceback"]) + "\n")
+
+    def _data(self, content: dict[str, Any]) -> None:
+        data = content["data"]
+        text = data.get("text/plain", "")
+        if _WIDGET in data:
+            text = f"[{text.partition('(')[0]} widget: open the notebook in JupyterLab to use it]"
+        elif "text/markdown" in data and text.startswith("<") and text.endswith(" object>"):
+            text = data["text/markdown"]  # e.g. IPython.display.Markdown: its source reads best
+        display_id = (content.get("transient") or {}).get("display_id")
+        if not display_id:
+            self._write(text + "\n")
+            return
+        before = self._printed.get(display_id, "")
+        self._write(text[len(before) :] if text.startswith(before) else "\n" + text, display_id)
+        self._printed[display_id] = text
+
+
 def run_headless(notebook: Path, env: dict[str, str]) -> int:
-    """Execute the notebook in a fresh kernel, echoing each cell and its answer as it streams."""
+    """Execute the notebook in a fresh kernel, echoing each cell and its output as it streams.
+
+    A cell tagged ``raises-exception`` may fail (the quickstart shows an error on purpose); any
+    other failing cell stops the run and makes the demo fail.
+    """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    printed: dict[str, str] = {}
+    echo = _Echo(colour=sys.stdout.isatty())
 
     class EchoingClient(NotebookClient):
-        """Prints outputs while they arrive, so the terminal shows the answer streaming."""
-
         def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
-            _echo(msg, printed)
+            echo.message(msg)
             return super().process_message(msg, cell, cell_index)
 
+        async def async_execute_cell(
+            self, cell: Any, cell_index: int, *args: Any, **kw: Any
+        ) -> Any:
+            if cell.cell_type == "markdown":
+                echo.heading(cell.source)
+            return await super().async_execute_cell(cell, cell_index, *args, **kw)
+
     nb = nbformat.read(notebook, as_version=4)
-    client = EchoingClient(nb, timeout=300, kernel_name="python3", allow_errors=True)
-    saved = dict(os.environ)
-    os.environ.update(env)  # the kernel inherits the demo's server settings
+    client = EchoingClient(nb, timeout=300, kernel_name="python3")
     try:
-        client.execute(cwd=str(notebook.parent))
-    except CellExecutionError as exc:
-        print(exc, file=sys.stderr)
+        client.execute(cwd=str(notebook.parent), env=env)
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        print(f"\n{notebook.name} failed: {_ANSI.sub('', str(exc))}", file=sys.stderr)
         return 1
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    print(f"\n\nRan {notebook.name} to the end; with --lab the demo opens it in JupyterLab.")
     return 0
 
 
-def _echo(msg: dict[str, Any], printed: dict[str, str]) -> None:
-    kind = msg["msg_type"]
-    content = msg["content"]
-    if kind == "execute_input":
-        print(f"\n\x1b[1mIn [{content['execution_count']}]:\x1b[0m {content['code']}", flush=True)
-    elif kind == "stream":
-        print(content["text"], end="", flush=True)
-    elif kind in ("display_data", "update_display_data", "execute_result"):
-        text = content["data"].get("text/plain", "")
-        display_id = (content.get("transient") or {}).get("display_id") or ""
-        before = printed.get(display_id, "") if display_id else ""
-        if display_id and text.startswith(before):
-            print(text[len(before) :], end="", flush=True)
-        else:
-            print(("\n" if before else "") + text, end="", flush=True)
-        if display_id:
-            printed[display_id] = text
-        else:
-            print(flush=True)
-    elif kind == "error":
-        print("\n" + "\n".join(content["traceback"]), flush=True)
+def run_lab(notebook: Path, env: dict[str, str]) -> int:
+    """JupyterLab on the notebook, with the demo's server settings in its kernels' environment."""
+    command = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", str(notebook)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    with subprocess.Popen(command, env=env) as lab:
+        try:
+            return lab.wait()
+        except KeyboardInterrupt:
+            lab.terminate()  # Jupyter's own clean shutdown, which stops its kernels too
+            lab.wait()
+            return 130
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m allm_jupyter.demo", description=__doc__)
-    parser.add_argument("--lab", action="store_true", help="open JupyterLab instead of running headless")
-    parser.add_argument("--notebook", type=Path, default=NOTEBOOKS / "quickstart.ipynb")
+    parser.add_argument(
+        "--lab", action="store_true", help="open JupyterLab instead of running headless"
+    )
+    parser.add_argument(
+        "--notebook",
+        type=Path,
+        default=NOTEBOOKS / "quickstart.ipynb",
+        help="the notebook to run (default: notebooks/quickstart.ipynb)",
+    )
     args = parser.parse_args(argv)
+    notebook = args.notebook.resolve()
+    if not notebook.is_file():
+        print(
+            f"There is no notebook at {notebook}; the demo runs from a source checkout "
+            "(pip install -e '.[demo]').",
+            file=sys.stderr,
+        )
+        return 2
     try:
         with demo_environment() as env:
-            if args.lab:
-                command = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", str(args.notebook)]
-                if os.geteuid() == 0:
-                    command.append("--allow-root")
-                return subprocess.call(command, env=env)
-            return run_headless(args.notebook, env)
+            return run_lab(notebook, env) if args.lab else run_headless(notebook, env)
     except AllmError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -55,7 +55,7 @@ _SHORT = {flag: name for name, flag in _OPTIONS.items() if flag}
 _VALID = ", ".join([f"{n}= ({f})" if f else f"{n}=" for n, f in _OPTIONS.items()] + list(_FLAGS))
 _SECRET_WORDS = ("api_key", "apikey", "key", "token", "api-key")
 _REFERENCE = re.compile(
-    r"(?<!\{)\{(?P<ref>[A-Za-z_]\w*(?:\.[A-Za-z]\w*|\[(?:-?\d+|'[^'{}]*'|\"[^\"{}]*\")\])*)\}(?!\})"
+    r"\{(?P<ref>[A-Za-z_]\w*(?:\.[A-Za-z]\w*|\[(?:-?\d+|'[^'{}]*'|\"[^\"{}]*\")\])*)\}"
 )
 _STEP = re.compile(
     r"\.(?P<attr>[A-Za-z]\w*)|\[(?P<index>-?\d+)\]|\[(?P<q>['\"])(?P<key>.*?)(?P=q)\]"
@@ -162,6 +162,9 @@ def interpolate(text: str, namespace: dict[str, Any]) -> str:
     """
 
     def substitute(match: re.Match[str]) -> str:
+        before, after = text[match.start() - 1 : match.start()], text[match.end() : match.end() + 1]
+        if before == "{" and after == "}":  # ``{{name}}``: an f-string's escaped braces
+            return match.group()
         ref = match.group("ref")
         head = re.match(r"[A-Za-z_]\w*", ref)
         assert head is not None

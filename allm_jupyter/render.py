@@ -17,9 +17,10 @@ it re-emits it in a canonical form that every renderer must read the same way:
   definition can form, whatever the renderer's bracket rules;
 * so are stray backticks, so the renderer pairs code spans exactly as we did (within one line), and
   runs of three tildes, so no fence opens where we did not see one (after a list marker, say);
-* a code span stays verbatim only when its text is harmless even if a renderer splits it (GFM table
-  cells split on ``|`` inside code): no ``<``, ``[`` or ``]``; any other span becomes a ``<code>``
-  element whose punctuation is all references, which looks the same;
+* a code span stays verbatim only when its text would be harmless even if a renderer did not read it
+  as code (no ``<``, ``[`` or ``]``) and cannot be cut (no ``|``: GFM splits table cells on it even
+  inside code); any other span becomes a ``<code>`` element whose punctuation is all references,
+  which looks the same, in a table too;
 * a fenced code block is re-emitted with a fence longer than any backtick run inside it, every line
   at the opener's indent, and always closed, so no renderer can end it early and read the rest of it
   as Markdown.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,7 +57,7 @@ _LINE_PREFIX = re.compile(
 )
 _SPECIAL = re.compile(r"[\\`\[\]<>&]|~~~")
 _INLINE = re.compile(r"\\[!-/:-@\[-`{-~]|`+|~{3,}|!?\[|[\]<>&]")
-_CODE_UNSAFE = re.compile(r"[<\[\]]")
+_CODE_UNSAFE = re.compile(r"[<\[\]|]")
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _LITERAL_SPECIAL = re.compile(r"[\\`*_\[\]~|$<>&\"']")
@@ -74,7 +76,10 @@ _AUTOLINK = re.compile(
 _LINK_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _IMAGE_SCHEME = re.compile(r"https?:", re.IGNORECASE)
 _URL_SAFE = "/:?#@!$&*+,;=%~"
-_NAMED_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+# ASCII punctuation as character references: plain text to every renderer in every context.
+# Backslash escapes are not: marked, JupyterLab's renderer, un-escapes "\[" inside link text.
+_REFERENCES = {char: f"&#{ord(char)};" for char in string.punctuation}
+_REFERENCES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -83,13 +88,17 @@ def escape_markdown_html(text: str) -> str:
 
     Normal Markdown still renders; code keeps its exact text. See the module docstring for how.
     """
+    lines = _NEWLINE.split(text)
     out: list[str] = []
     fence: _Fence | None = None
-    for line in _NEWLINE.split(text):
+    for number, line in enumerate(lines, 1):
         if fence is None:
             fence = _Fence.opened_by(line)
             if fence is None:
-                out.append(_escape_line(line))
+                # Streaming re-renders the same lines many times, so complete lines are memoized;
+                # the last line may still be growing, and caching each prefix would evict the rest.
+                escape = _escape_line if number < len(lines) else _escape_line.__wrapped__
+                out.append(escape(line))
         elif fence.is_closed_by(line):
             out.extend(fence.lines())
             fence = None
@@ -142,6 +151,7 @@ class _Fence:
         ]
 
 
+@lru_cache(maxsize=1 << 14)
 def _escape_line(line: str) -> str:
     start = _LINE_PREFIX.match(line).end()  # type: ignore[union-attr]  # matches the empty string
     if not _SPECIAL.search(line, start):
@@ -160,19 +170,20 @@ class _Line:
         self.spans: dict[int, int] = {}
         """Token index of a whole code span -> the length of its backtick fences."""
         unclosed: set[int] = set()  # run lengths with no closing run further on
-        pos = start
-        while match := _INLINE.search(line, pos):
-            begin, pos = match.span()
-            size = pos - begin
+        span_end = 0
+        for match in _INLINE.finditer(line, start):
+            begin, end = match.span()
+            if begin < span_end:  # code spans come first: a backslash in one is text, not an escape
+                continue
+            size = end - begin
             if line[begin] == "`" and size not in unclosed:
-                # Code spans come first: a backslash inside one is text, not an escape.
-                close = _backtick_run(size).search(line, pos)
+                close = _backtick_run(size).search(line, end)
                 if close is None:
                     unclosed.add(size)
                 else:
                     self.spans[len(self.tokens)] = size
-                    pos = close.end()
-            self.tokens.append((begin, pos))
+                    end = span_end = close.end()
+            self.tokens.append((begin, end))
         self.starts = [begin for begin, _ in self.tokens]
         self.brackets = self._pair_brackets()
 
@@ -197,28 +208,28 @@ class _Line:
         while index < last:
             begin, end = tokens[index]
             out.append(line[pos:begin])
-            pos, index = end, index + 1
-            if line[begin] == "\\":
-                out.append(_entity(line[end - 1]))
-            elif (size := self.spans.get(index - 1)) is not None:
+            pos = end
+            char = line[begin]
+            if char == "\\":
+                out.append(_REFERENCES[line[end - 1]])
+            elif (size := self.spans.get(index)) is not None:
                 out.append(_code_span(line[begin + size : end - size], line[begin:end]))
-            elif made := self._link_at(index - 1, in_link=in_link):
-                text, pos = made
-                index = bisect_left(self.starts, pos)
-                out.append(text)
+            elif char in "![<" and (link := self._link_at(index, in_link=in_link)):
+                out.append(link[0])
+                pos, index = link[1], bisect_left(self.starts, link[1])
+                continue
             else:  # stray backticks (they could pair), tildes (they could open a fence), [ ] < > &
-                out.append("".join(map(_entity, line[begin:end])))
+                out.append("".join([_REFERENCES[c] for c in line[begin:end]]))
+            index += 1
         out.append(line[pos:stop])
         return "".join(out)
 
     def _link_at(self, index: int, *, in_link: bool) -> tuple[str, int] | None:
         """A link, image or autolink starting at token ``index``, re-emitted, and where it ends."""
-        char = self.line[self.tokens[index][0]]
-        if char in "![":
+        begin = self.tokens[index][0]
+        if self.line[begin] != "<":
             return self._link(index, in_link=in_link)
-        if char == "<" and not in_link:  # links cannot nest
-            return self._autolink(self.tokens[index][0])
-        return None
+        return None if in_link else self._autolink(begin)  # links cannot nest
 
     def _link(self, opener: int, *, in_link: bool) -> tuple[str, int] | None:
         """A link or image starting at ``opener``, re-emitted, and where it ends; None if none."""
@@ -259,19 +270,11 @@ def _code_span(body: str, raw: str) -> str:
         return raw
     if body.startswith(" ") and body.endswith(" ") and body.strip(" "):
         body = body[1:-1]  # CommonMark strips one space on each side
-    return "<code>" + _PUNCTUATION.sub(_entities, body) + "</code>"
+    return "<code>" + _PUNCTUATION.sub(_reference, body) + "</code>"
 
 
-def _entity(char: str) -> str:
-    """``char`` as a character reference: plain text to every renderer, in every context.
-
-    Backslash escapes are not: marked, JupyterLab's renderer, un-escapes ``\\[`` inside link text.
-    """
-    return _NAMED_ENTITIES.get(char) or f"&#{ord(char)};"
-
-
-def _entities(match: re.Match[str]) -> str:
-    return "".join(map(_entity, match[0]))
+def _reference(match: re.Match[str]) -> str:
+    return _REFERENCES[match[0]]
 
 
 def _unescape(text: str) -> str:
@@ -295,7 +298,7 @@ def _literal(text: str) -> str:
 
     Quotes are references too: marked puts image alt text into the attribute without escaping them.
     """
-    return _LITERAL_SPECIAL.sub(_entities, " ".join(text.split()))
+    return _LITERAL_SPECIAL.sub(_reference, " ".join(text.split()))
 
 
 def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:

@@ -101,12 +101,9 @@ def test_blocking_prompt(cli: str, allm_server: StandInServer) -> None:
 
 def test_new_thread_and_default_workspace(cli: str, allm_server: StandInServer) -> None:
     run(cli, allm_server, "prompt", "Hi", "-w", "research", "--nt")
-    created = allm_server.requests[-2]
-    assert created.path == "/api/v1/workspace/research/thread/new"
-    assert (
-        last_chat(allm_server)[0].endswith("/stream-chat")
-        and "/thread/" in last_chat(allm_server)[0]
-    )
+    assert allm_server.requests[-2].path == "/api/v1/workspace/research/thread/new"
+    thread = allm_server.store.workspace("research").threads[-1].slug  # type: ignore[union-attr]
+    assert last_chat(allm_server)[0] == f"/api/v1/workspace/research/thread/{thread}/stream-chat"
 
     stdout = run(cli, allm_server, "prompt", "Hi")  # no -w: the CLI makes its own workspace
     assert stdout == f"\n{answer_for('Hi')}\n"

@@ -8,7 +8,6 @@ import traceback
 from pathlib import Path
 
 import pytest
-from sources import SAMPLE_SOURCES
 
 from allm_jupyter import (
     AuthenticationError,
@@ -60,7 +59,7 @@ def test_sub_path_is_kept() -> None:
     assert Client("https://host.example/anythingllm/api/v1/").base_url == (
         "https://host.example/anythingllm"
     )
-    with pytest.raises(ConfigurationError, match="ftp://x. is not an http"):
+    with pytest.raises(ConfigurationError, match=r"'ftp://x' is not an http\(s\) URL"):
         Client("ftp://x")
 
 
@@ -107,7 +106,7 @@ def test_server_info_reads_the_version(client: Client) -> None:
 
 
 CONTENT_SCENARIOS = [
-    scenarios.normal("A normal answer with sources.", sources=SAMPLE_SOURCES),
+    scenarios.normal("A normal answer with sources.", sources=scenarios.SAMPLE_SOURCES),
     scenarios.reasoning("Let me think.", "The answer."),
     scenarios.non_streaming("All at once."),
     scenarios.agent(thoughts=["Looking"], deltas=["Agent ", "answer."], final_text="Agent answer."),
@@ -130,9 +129,9 @@ def test_chat_folds_every_scripted_sequence_exactly(client, allm_server, scenari
 
 
 def test_sources_survive_the_fold(client, allm_server) -> None:
-    allm_server.queue(scenarios.normal("With sources.", sources=SAMPLE_SOURCES))
+    allm_server.queue(scenarios.normal("With sources.", sources=scenarios.SAMPLE_SOURCES))
     reply = client.chat(allm_server.slugs[0], "q", mode="chat")
-    assert [s.title for s in reply.sources] == [s["title"] for s in SAMPLE_SOURCES]
+    assert [s.title for s in reply.sources] == [s["title"] for s in scenarios.SAMPLE_SOURCES]
     assert reply.chat_id is not None and reply.metrics is not None
 
 

@@ -86,7 +86,8 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
-    def _fill(self) -> bool:
+    def receive(self) -> bool:
+        """Read what has arrived into ``buffer``; False once the server closed."""
         try:
             data = self.sock.recv(65536)
         except ConnectionResetError:
@@ -96,14 +97,14 @@ class Connection:
 
     def _line(self) -> bytes | None:
         while b"\r\n" not in self.buffer:
-            if not self._fill():
+            if not self.receive():
                 return None
         line, _, self.buffer = self.buffer.partition(b"\r\n")
         return line
 
     def _exact(self, size: int) -> bytes | None:
         while len(self.buffer) < size:
-            if not self._fill():
+            if not self.receive():
                 return None
         data, self.buffer = self.buffer[:size], self.buffer[size:]
         return data
@@ -134,7 +135,7 @@ class Connection:
 
     def read(self) -> Raw:
         while b"\r\n\r\n" not in self.buffer:
-            assert self._fill(), "connection closed before the response head"
+            assert self.receive(), "connection closed before the response head"
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
         raw = Raw(head, b"", None, False)
         if raw.header("Transfer-Encoding") == "chunked":
@@ -680,12 +681,13 @@ def test_authorization_is_checked_like_the_real_server(conn: Connection) -> None
     assert metrics["appVersion"] == "1.16.0"
 
 
-def test_request_bodies_are_parsed_like_express(conn: Connection) -> None:
+def test_request_bodies_are_parsed_like_express(server: StandInServer, conn: Connection) -> None:
     bad_json = conn.request(
         "POST", "/api/v1/workspace/research/chat", b"{nope", content_type="application/json"
     )
     assert (bad_json.status, bad_json.header("Content-Type")) == (400, "text/html; charset=utf-8")
     assert b"<pre>Bad Request</pre>" in bad_json.body
+    assert server.requests[-1].json is None and server.requests[-1].body == b"{nope"
     as_text = json.dumps({"message": "Hello there"}).encode()
     plain = conn.request(
         "POST", "/api/v1/workspace/research/chat", as_text, content_type="text/plain"
@@ -1072,7 +1074,7 @@ def test_stall_notices_the_client_hanging_up(server: StandInServer, conn: Connec
     server.queue(scenarios.stall("waiting "))
     conn.send("POST", "/api/v1/workspace/research/stream-chat", {"message": "hang"})
     while b"waiting" not in conn.buffer:
-        assert conn._fill()
+        assert conn.receive()
     turn = server.streams[-1]
     assert not turn.finished.is_set()
     conn.sock.shutdown(socket.SHUT_RDWR)
@@ -1088,10 +1090,10 @@ def test_stop_ends_a_stalled_stream_and_the_port_can_be_reused() -> None:
     first.queue(scenarios.stall())
     conn.send("POST", "/api/v1/workspace/research/stream-chat", {"message": "hang"})
     while b"partial" not in conn.buffer:
-        assert conn._fill()
+        assert conn.receive()
     first.stop()
     assert first.streams[-1].finished.is_set() and not first.streams[-1].disconnected.is_set()
-    assert not conn._fill()  # the server closed the connection
+    assert not conn.receive()  # the server closed the connection
     conn.close()
     with StandInServer(api_key="k", port=port) as second:
         assert Connection(second).request("GET", "/api/ping").status == 200

@@ -44,6 +44,7 @@ __all__ = [
     "fill",
     "http_error",
     "huge",
+    "iso_timestamp",
     "js_json",
     "line_separator",
     "malformed_line",
@@ -74,8 +75,10 @@ NGINX_502_PAGE = (
 )
 _CHAT_PROVIDER = "GenericOpenAiLLM"
 _AGENT_PROVIDER = "GenericOpenAiProvider"
-# What the fake backend reports as prompt usage on non-streamed completions (see the captures).
+# What the fake backend reports as prompt usage on non-streamed completions, and AnythingLLM's own
+# estimate on streamed ones (the values of the captures).
 _BACKEND_PROMPT_TOKENS = 10
+_ESTIMATED_PROMPT_TOKENS = 104
 _DURATION = 0.003
 _SEED_PUBLISHED = "5/1/2026, 10:00:00 AM"
 
@@ -155,7 +158,9 @@ class Respond:
 
 @dataclass(frozen=True)
 class Save:
-    """Store the chat row of this turn (placed where the real server saves it)."""
+    """Store the chat row of this turn. Builders place it before the turn's last event, so a
+    client that has read the whole answer finds the row in history (a stall saves after the
+    client hung up, as the real server does)."""
 
     text: str
     sources: Sequence[Event] = ()
@@ -224,7 +229,8 @@ def sse_bytes(event: Event) -> bytes:
 # --- wire pieces ----------------------------------------------------------------------------
 
 
-def _timestamp() -> str:
+def iso_timestamp() -> str:
+    """Now, as JavaScript's ``Date.toISOString`` writes it (metrics, Prisma rows)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -238,7 +244,7 @@ def _stream_metrics(completion: int, prompt: int) -> dict[str, Any]:
         "duration": _DURATION,
         "model": MODEL,
         "provider": _CHAT_PROVIDER,
-        "timestamp": _timestamp(),
+        "timestamp": iso_timestamp(),
     }
 
 
@@ -252,7 +258,7 @@ def _completion_metrics(completion: int, provider: str = _CHAT_PROVIDER) -> dict
         "outputTps": completion / _DURATION,
         "model": MODEL,
         "provider": provider,
-        "timestamp": _timestamp(),
+        "timestamp": iso_timestamp(),
     }
 
 
@@ -413,7 +419,7 @@ def _answer(
     deltas: Sequence[str],
     *,
     sources: Sequence[Event] = (),
-    prompt_tokens: int = 104,
+    prompt_tokens: int = _ESTIMATED_PROMPT_TOKENS,
     delay: float = 0.0,
     piece: int | None = None,
 ) -> Scenario:
@@ -436,7 +442,9 @@ def _answer(
     return Scenario(name, tuple(stream), tuple(sync), expected_text=text, sources=tuple(sources))
 
 
-def normal(text: str, *, sources: Sequence[Event] = (), prompt_tokens: int = 104) -> Scenario:
+def normal(
+    text: str, *, sources: Sequence[Event] = (), prompt_tokens: int = _ESTIMATED_PROMPT_TOKENS
+) -> Scenario:
     """A. A normal chat/RAG answer: one delta per word, the empty ``close`` chunk, finalize."""
     return _answer("normal", text, words(text), sources=sources, prompt_tokens=prompt_tokens)
 
@@ -517,7 +525,7 @@ def _failed_midstream(
     deltas = words(partial)
     stream: list[Step] = [Send(_chunk(delta)) for delta in deltas] + [Send(failure)]
     if deltas:
-        metrics = _stream_metrics(len(deltas), 104)
+        metrics = _stream_metrics(len(deltas), _ESTIMATED_PROMPT_TOKENS)
         stream += [Save(partial, sources, metrics), Send(_finalize(metrics, sources))]
     else:
         stream.append(Send(_finalize()))
@@ -567,19 +575,7 @@ def agent(
     deltas = words(final_text) if deltas is None else deltas
     metrics = _completion_metrics(len(deltas), _AGENT_PROVIDER)
     base = {"id": Slot.TURN_ID}
-    events: list[dict[str, Any]] = [
-        base
-        | {
-            "type": "agentThought",
-            "thought": thought,
-            "sources": [],
-            "attachments": [],
-            "close": False,
-            "error": None,
-            "animate": True,
-        }
-        for thought in thoughts
-    ]
+    events = [_thought(thought) for thought in thoughts]
     events += [
         base
         | {
@@ -605,7 +601,11 @@ def agent_failure(error: str = "No agent provider is configured for this workspa
     """F failing: the agent reports the error as a thought and as its answer text (``error``
     stays false), then finalizes normally."""
     thought = f"Error encountered while running: {error}"
-    event = {
+    return _agent_turn("agent_failure", error, [_thought(thought)], [thought], (), (), {})
+
+
+def _thought(thought: str) -> dict[str, Any]:
+    return {
         "id": Slot.TURN_ID,
         "type": "agentThought",
         "thought": thought,
@@ -615,7 +615,6 @@ def agent_failure(error: str = "No agent provider is configured for this workspa
         "error": None,
         "animate": True,
     }
-    return _agent_turn("agent_failure", error, [event], [thought], (), (), {})
 
 
 def _agent_turn(
@@ -674,7 +673,7 @@ def stall(partial: str = "partial ") -> Scenario:
     stream = (
         *(Send(_chunk(delta)) for delta in deltas),
         Stall(),
-        Save(partial, (), _stream_metrics(len(deltas), 104)),
+        Save(partial, (), _stream_metrics(len(deltas), _ESTIMATED_PROMPT_TOKENS)),
     )
     return Scenario("stall", stream, (Stall(),), expected_text=partial)
 

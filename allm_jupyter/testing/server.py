@@ -168,17 +168,15 @@ def _route(method: str, template: str, handler: Callable[..., None], **options: 
 class _HTTPServer(ThreadingHTTPServer):
     """Threading server that tracks its connections so :meth:`close` ends all of them."""
 
-    daemon_threads = True
-
     def __init__(self, address: tuple[str, int], standin: StandInServer) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
         self.standin = standin
         self.stopping = threading.Event()
         self.wake, self._wake_writer = socket.socketpair()
         self._connections: set[socket.socket] = set()
         self._handlers: set[threading.Thread] = set()
         self._guard = threading.Lock()
-        super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would resolve the host name (a DNS lookup); not needed here.
@@ -253,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
                 method=str(self.command),
                 path=url.path,
                 query=dict(parse_qsl(url.query, keep_blank_values=True)),
-                json=_recorded_json(self._body),
+                json=_recorded_json(raw),
                 headers={
                     k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"
                 },
@@ -608,10 +606,37 @@ class _Handler(BaseHTTPRequestHandler):
                 store.update_embeddings(workspace, [document["location"]], [])
         self._json(200, {"success": True, "error": None, "documents": [document]})
 
+    def _chat_scope(
+        self, slug: str, thread: str | None, stream: bool
+    ) -> tuple[Workspace, Thread | None] | None:
+        """The workspace and thread a chat route names; ``None`` once the real server's error
+        for a missing one has been sent (each route words and frames it differently)."""
+        store = self.server.standin.store
+        workspace = store.workspace(slug)
+        if thread is None:
+            if workspace is None:
+                self._abort(400, f"Workspace {slug} is not a valid workspace.")
+                return None
+            return workspace, None
+        if workspace is None and stream:
+            # The real handler reads ``workspace.id`` before checking the workspace.
+            self._crash("Cannot read properties of null (reading 'id')", stream)
+            return None
+        found = store.thread(workspace, thread) if workspace else None
+        if workspace is None or found is None:
+            if stream:
+                self._abort(400, f"Workspace {slug} or thread {thread} is not valid.")
+            else:
+                missing = f"Workspace {slug}" if workspace is None else f"Thread {thread}"
+                self._abort(404, f"{missing} not found.")
+            return None
+        return workspace, found
+
     def chat(
         self, request: RecordedRequest, slug: str, thread: str | None = None, *, stream: bool
     ) -> None:
-        """Both chat routes, workspace and thread, with the real validation order."""
+        """All four chat routes (workspace or thread, blocking or streaming), validated in the
+        real order, then answered by a queued scenario or the default behaviour."""
         standin = self.server.standin
         store = standin.store
         try:
@@ -619,47 +644,28 @@ class _Handler(BaseHTTPRequestHandler):
         except _JsError as error:
             self._crash(str(error), stream)
             return
-        workspace = store.workspace(slug)
-        found: Thread | None = None
-        if thread is not None:
-            if workspace is None and stream:
-                # The real handler reads ``workspace.id`` before checking the workspace.
-                self._crash("Cannot read properties of null (reading 'id')", stream)
-                return
-            found = store.thread(workspace, thread) if workspace else None
-            if stream and found is None:
-                self._abort(400, f"Workspace {slug} or thread {thread} is not valid.")
-                return
-            if workspace is None or found is None:
-                missing = f"Workspace {slug}" if workspace is None else f"Thread {thread}"
-                self._abort(404, f"{missing} not found.")
-                return
-        elif workspace is None:
-            self._abort(400, f"Workspace {slug} is not a valid workspace.")
+        scope = self._chat_scope(slug, thread, stream)
+        if scope is None:
             return
+        workspace, found = scope
         message = body.get("message")
         mode = standin._resolve_mode(body, workspace)
         reset = _js_truthy(body.get("reset"))
         if not reset and not (_has_length(message) and mode in standin.modes):
+            empty = not _has_length(message)
             self._abort(
-                400,
-                "Message is empty"
-                if not _has_length(message)
-                else f"{_js_string(mode)} is not a valid mode.",
+                400, "Message is empty" if empty else f"{_js_string(mode)} is not a valid mode."
             )
             return
-        session_id = body.get("sessionId")
+        session_id = body.get("sessionId")  # ignored on thread routes
         session = _js_string(session_id) if thread is None and _js_truthy(session_id) else None
         if reset:
             store.reset(workspace, found, session)
         scenario = standin._dequeue()
-        if scenario is None:
-            only_reset = reset and not _has_length(message)
-            scenario = (
-                scenarios.reset_confirmation()
-                if only_reset
-                else store.plan(workspace, message, str(mode))
-            )
+        if scenario is None and reset and not _has_length(message):
+            scenario = scenarios.reset_confirmation()
+        elif scenario is None:
+            scenario = store.plan(workspace, message, str(mode))
         prompt = message if isinstance(message, str) else _js_string(message)
         attachments = _image_attachments(body.get("attachments"))
 
@@ -706,13 +712,12 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
     return {}
 
 
-def _recorded_json(body: Any) -> Any:
-    """The request's JSON document, if it had one (text/plain bodies included)."""
-    if isinstance(body, str):
-        with contextlib.suppress(ValueError):
-            return json.loads(body)
+def _recorded_json(raw: bytes) -> Any:
+    """The request body as JSON, whatever its content type claimed; ``None`` if it is not."""
+    try:
+        return json.loads(raw)
+    except ValueError:
         return None
-    return body if body != {} else None
 
 
 def _image_attachments(value: Any) -> list[Any]:
@@ -863,15 +868,18 @@ class StandInServer:
 
     @property
     def slugs(self) -> list[str]:
+        """The served workspace slugs, in creation order (``research`` first by default)."""
         return self.store.slugs()
 
     @property
     def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, oldest first (a copy)."""
         with self._lock:
             return list(self._requests)
 
     @property
     def streams(self) -> list[StreamRecord]:
+        """One record per stream-chat response played so far, oldest first (a copy)."""
         with self._lock:
             return list(self._streams)
 
@@ -902,6 +910,7 @@ class StandInServer:
         return len(parts) > 1 and secrets.compare_digest(parts[1].encode(), self.api_key.encode())
 
     def start(self) -> StandInServer:
+        """Listen and serve from a background thread (no-op if running); returns ``self``."""
         if self._httpd is None:
             httpd = _HTTPServer((self.host, self.port), self)
             self.port = int(httpd.server_address[1])

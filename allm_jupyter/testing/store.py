@@ -33,11 +33,6 @@ _NAMESPACE = uuid.UUID("6f1c2a52-6a8e-4d59-9a53-5d1f0b7c3e11")
 CONTEXT_WINDOW = 4096
 
 
-def now_iso() -> str:
-    """A timestamp as Prisma rows serialise it."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _published_now() -> str:
     """The collector's ``published`` format, e.g. ``11/25/2026, 11:50:00 AM``."""
     stamp = datetime.now(timezone.utc)
@@ -78,7 +73,7 @@ class LibraryDocument:
 
 @dataclass
 class EmbeddedDocument:
-    """A ``workspace_documents`` row and the vectors it produced."""
+    """A ``workspace_documents`` row; its "vectors" are the document's chunks."""
 
     row: dict[str, Any]
     document: LibraryDocument
@@ -86,6 +81,8 @@ class EmbeddedDocument:
 
 @dataclass
 class Thread:
+    """A ``workspace_threads`` row."""
+
     row: dict[str, Any]  # id, name, slug, workspace_id, user_id, createdAt, lastUpdatedAt
 
     @property
@@ -95,6 +92,9 @@ class Thread:
 
 @dataclass
 class Workspace:
+    """A ``workspaces`` row with its threads and embedded documents, and the three shapes in
+    which the API returns it."""
+
     row: dict[str, Any]  # the ``workspaces`` row, in the captures' key order
     threads: list[Thread] = field(default_factory=list)
     documents: list[EmbeddedDocument] = field(default_factory=list)
@@ -287,7 +287,7 @@ class Store:
             validated = {k: _VALIDATORS[k](v) for k, v in fields.items() if k in _VALIDATORS}
             if not validated.get("openAiPrompt"):
                 validated["openAiPrompt"] = DEFAULT_PROMPT
-            created = now_iso()
+            created = scenarios.iso_timestamp()
             row_id = self._next_id("workspaces")
             row = _workspace_row(row_id, name[:255], slug, created, **validated)
             workspace = Workspace(row)
@@ -312,7 +312,7 @@ class Store:
                     "Unique constraint failed on the fields: (`slug`)"
                 )
             return self._add_thread(
-                workspace, str(name) if name else "Thread", wanted, now_iso()
+                workspace, str(name) if name else "Thread", wanted, scenarios.iso_timestamp()
             ), None
 
     def _add_thread(self, workspace: Workspace, name: str, slug: str, created: str) -> Thread:
@@ -367,7 +367,7 @@ class Store:
             ]
             for path in adds:
                 if isinstance(path, str) and path in self.library:
-                    self._embed(workspace, path, now_iso())
+                    self._embed(workspace, path, scenarios.iso_timestamp())
 
     def _embed(self, workspace: Workspace, location: str, created: str) -> None:
         document = self.library[location]

@@ -9,7 +9,6 @@ import time
 from datetime import datetime
 
 from conftest import CellRun, KernelSession, kernel_env
-from sources import SAMPLE_SOURCES
 
 from allm_jupyter.testing import StandInServer, scenarios
 
@@ -28,7 +27,7 @@ def display_id_of(message: dict) -> str:
 
 def test_trickled_answer_updates_one_output_in_place(kernel, kernel_server) -> None:
     words = " ".join(f"word{i}" for i in range(40))
-    scenario = scenarios.trickle(words, delay=0.02, sources=SAMPLE_SOURCES)
+    scenario = scenarios.trickle(words, delay=0.02, sources=scenarios.SAMPLE_SOURCES)
     kernel_server.queue(scenario)
     run = ask(kernel, kernel_server)
     assert run.status == "ok", run.error_text

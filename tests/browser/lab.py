@@ -1,0 +1,227 @@
+"""JupyterLab and Chromium for the browser tests and ``scripts/screenshot.py``, started one way.
+
+Everything runs on loopback against the stand-in server: JupyterLab gets a private root, runtime,
+settings and workspaces directory and a random token, and every feature that would call the
+internet (news feed, update check, PyPI extension manager) is switched off. Kernels inherit the
+Lab process's environment, which is how they find the stand-in and its key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from playwright.sync_api import Browser, Locator, Page, sync_playwright
+
+from allm_jupyter.testing import StandInServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium: ``playwright install`` needs the internet, which CI and this machine lack."""
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+)
+VIEWPORT = {"width": 1200, "height": 800}
+START_TIMEOUT = 60.0
+"""Seconds JupyterLab gets to answer ``/api/status`` (a cold start takes a few)."""
+KERNEL_TIMEOUT_MS = 60_000
+"""A kernel start and a cell that streams a few seconds both fit well inside this."""
+_PROMPT_COUNT = re.compile(r"\[(\d+)\]")
+
+
+def standin_env(server: StandInServer) -> dict[str, str]:
+    """This process's environment pointed at ``server`` (and at nothing the user configured)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
+    env.update(
+        ANYTHING_LLM_BASE_URL=server.base_url,
+        ANYTHING_LLM_API_KEY=server.api_key,
+        ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=server.slugs[0],
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running JupyterLab: where its notebooks live and how to reach it."""
+
+    root: Path
+    base_url: str
+    token: str
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url.rstrip('/')}{path}?token={self.token}"
+
+
+@contextmanager
+def running_lab(workdir: Path, env: Mapping[str, str]) -> Iterator[Lab]:
+    """JupyterLab on a free loopback port under ``workdir``; stopped (kernels too) on exit."""
+    root, runtime = workdir / "root", workdir / "runtime"
+    for directory in (root, runtime, workdir / "settings", workdir / "workspaces"):
+        directory.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(24)
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",  # the server picks a free port and writes it to its info file
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        f"--LabApp.user_settings_dir={workdir / 'settings'}",
+        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+    ]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    lab_env = {**env, "JUPYTER_RUNTIME_DIR": str(runtime), "IPYTHONDIR": str(workdir / "ipython")}
+    log_path = workdir / "lab.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            env=lab_env,
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield _wait_until_up(process, runtime / f"jpserver-{process.pid}.json", token, log_path)
+        finally:
+            _stop(process)
+
+
+def _wait_until_up(
+    process: subprocess.Popen[bytes], info_file: Path, token: str, log_path: Path
+) -> Lab:
+    """Poll the info file, then ``/api/status``, while watching that the server did not die."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.1)  # the poll interval, ended early if JupyterLab exits
+        if process.returncode is not None:
+            break
+        if not info_file.exists():
+            continue
+        with suppress(ValueError):  # the file may be caught half written
+            info = json.loads(info_file.read_text())
+            lab = Lab(root=Path(info["root_dir"]), base_url=info["url"], token=token)
+            if _status_ok(lab):
+                return lab
+    _stop(process)
+    raise RuntimeError(f"JupyterLab did not start; its log:\n{log_path.read_text()[-4000:]}")
+
+
+def _status_ok(lab: Lab) -> bool:
+    request = urllib.request.Request(
+        lab.base_url.rstrip("/") + "/api/status", headers={"Authorization": f"token {lab.token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM lets JupyterLab shut its kernels down; SIGKILL the group if it hangs."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Headless Debian Chromium through Playwright."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def write_notebook(root: Path, name: str, cells: Sequence[str]) -> Path:
+    """``<root>/<name>.ipynb`` with one code cell per source, bound to the python3 kernel."""
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+    path = root / f"{name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+class Notebook:
+    """One notebook open in its own Lab workspace (so no other tab is restored beside it)."""
+
+    def __init__(self, page: Page, lab: Lab, name: str, cells: Sequence[str]) -> None:
+        self.page = page
+        self.path = write_notebook(lab.root, name, cells)
+        page.goto(lab.url(f"/lab/workspaces/{name}/tree/{self.path.name}"))
+        self.panel = page.locator(".jp-NotebookPanel")
+        # Keys typed while the kernel is still connecting can be lost: wait until it is idle.
+        self.panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(
+            timeout=KERNEL_TIMEOUT_MS
+        )
+
+    def cell(self, index: int) -> Locator:
+        return self.panel.locator(".jp-Notebook .jp-Cell").nth(index)
+
+    def output(self, index: int) -> Locator:
+        """The cell's output area (its children are the outputs)."""
+        return self.cell(index).locator(".jp-OutputArea")
+
+    def run(self, index: int) -> int:
+        """Run one cell with Shift+Enter, as a user would; return its execution count."""
+        self.cell(index).locator(".jp-InputArea-editor").click()
+        self.page.keyboard.press("Shift+Enter")
+        return self.wait_for_execution(index)
+
+    def run_all(self) -> None:
+        for index in range(self.panel.locator(".jp-Notebook .jp-Cell").count()):
+            self.run(index)
+
+    def wait_for_execution(self, index: int) -> int:
+        """Wait until the cell shows an execution count (``[3]:``, not ``[*]:`` nor ``[ ]:``)."""
+        prompt = self.cell(index).locator(".jp-InputPrompt")
+        prompt.filter(has_text=_PROMPT_COUNT).wait_for(timeout=KERNEL_TIMEOUT_MS)
+        match = _PROMPT_COUNT.search(prompt.inner_text())
+        assert match is not None
+        return int(match[1])
+
+    def save(self) -> None:
+        """Ctrl+S, then wait until the tab no longer shows unsaved changes."""
+        self.page.keyboard.press("Control+S")
+        self.page.locator(".jp-mod-current.jp-mod-dirty").wait_for(state="detached")
