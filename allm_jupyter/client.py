@@ -297,6 +297,21 @@ class Client:
         }.get(type(exc), type(exc).__name__)
         return ServerUnreachableError(self.base_url, reason)
 
+    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send, turning transport failures into errors that name the server."""
+        logger.debug("%s %s%s", request.method, request.url.path, " (stream)" if stream else "")
+        try:
+            return self._http.send(request, stream=stream)
+        except httpx.ConnectTimeout as exc:
+            raise self._unreachable(exc) from None
+        except httpx.TimeoutException:
+            raise StreamTimeoutError(
+                f"The server at {self.base_url} sent no answer for {self.timeout:g} s; raise the "
+                "timeout (timeout=SECONDS) if it is slow."
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
     def _request(
         self,
         method: str,
@@ -307,17 +322,7 @@ class Client:
         **kwargs: Any,
     ) -> Any:
         """Send one request and return its decoded JSON body, or raise the mapped error."""
-        logger.debug("%s /api%s", method, path)
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout):
-                raise self._unreachable(exc) from None
-            raise StreamTimeoutError(
-                f"The server at {self.base_url} did not answer within {self.timeout:g} s."
-            ) from None
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
+        response = self._send(self._http.build_request(method, path, **kwargs))
         if response.status_code >= 400:
             self._raise_for(response, workspace=workspace, thread=thread)
         try:
@@ -330,19 +335,7 @@ class Client:
             ) from None
 
     def _send_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        logger.debug("POST /api%s (stream)", path)
-        request = self._http.build_request("POST", path, json=body)
-        try:
-            return self._http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout):
-                raise self._unreachable(exc) from None
-            raise StreamTimeoutError(
-                f"The server at {self.base_url} sent no answer for {self.timeout:g} s; raise the "
-                "timeout (timeout=SECONDS) if the model is slow."
-            ) from None
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
+        return self._send(self._http.build_request("POST", path, json=body), stream=True)
 
     def _open_stream(
         self, path: str, body: dict[str, Any], workspace: str, thread: str | None

@@ -83,6 +83,11 @@ _REFERENCES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def terminal_text(text: str) -> str:
+    """Server text without control codes, so an answer cannot move the cursor or recolour a terminal."""
+    return _TERMINAL_CONTROL.sub("", text)
+
+
 def escape_markdown_html(text: str) -> str:
     """Make untrusted server Markdown safe to show: no raw HTML, only http(s)/mailto links.
 
@@ -419,7 +424,7 @@ def render_plain(reply: Reply, *, final: bool = False) -> str:
         parts.append("Sources:\n" + "\n".join(items))
     if final and reply.metrics and (footer := _footer_parts(reply.metrics)):
         parts.append(" · ".join(footer))
-    return _TERMINAL_CONTROL.sub("", "\n\n".join(parts))
+    return terminal_text("\n\n".join(parts))
 
 
 def _plain_source(number: int, source: Source) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TextIO
 
-from .render import render_markdown, render_plain, status_line
+from .render import render_markdown, render_plain, status_line, terminal_text
 from .reply import Reply, split_reasoning
 
 MIN_INTERVAL = 0.05
@@ -155,7 +155,7 @@ class TerminalView:
         self._workspace = workspace
 
     def show(self, reply: Reply) -> None:
-        answer = split_reasoning(reply.text)[1]
+        answer = terminal_text(split_reasoning(reply.text)[1])
         if answer.startswith(self._printed):
             self._out.write(answer[len(self._printed) :])
         else:  # an agent's final text replaced what streamed: print it whole

@@ -43,6 +43,11 @@ START_TIMEOUT = 60.0
 KERNEL_TIMEOUT_MS = 60_000
 """A kernel start and a cell that streams a few seconds both fit well inside this."""
 _PROMPT_COUNT = re.compile(r"\[(\d+)\]")
+_KERNEL_IDLE = re.compile(r"^(?!No Kernel).* \| Idle$")
+"""The status bar's kernel item once a kernel is connected; before, it reads "No Kernel | …"."""
+_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}
+}
 
 
 def standin_env(server: StandInServer) -> dict[str, str]:
@@ -72,9 +77,10 @@ class Lab:
 @contextmanager
 def running_lab(workdir: Path, env: Mapping[str, str]) -> Iterator[Lab]:
     """JupyterLab on a free loopback port under ``workdir``; stopped (kernels too) on exit."""
-    root, runtime = workdir / "root", workdir / "runtime"
-    for directory in (root, runtime, workdir / "settings", workdir / "workspaces"):
+    root, runtime, settings = workdir / "root", workdir / "runtime", workdir / "settings"
+    for directory in (root, runtime, workdir / "workspaces"):
         directory.mkdir(parents=True, exist_ok=True)
+    _write_settings(settings)
     token = secrets.token_hex(24)
     command = [
         sys.executable,
@@ -90,7 +96,7 @@ def running_lab(workdir: Path, env: Mapping[str, str]) -> Iterator[Lab]:
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
-        f"--LabApp.user_settings_dir={workdir / 'settings'}",
+        f"--LabApp.user_settings_dir={settings}",
         f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
     ]
     if os.geteuid() == 0:
@@ -111,6 +117,15 @@ def running_lab(workdir: Path, env: Mapping[str, str]) -> Iterator[Lab]:
             yield _wait_until_up(process, runtime / f"jpserver-{process.pid}.json", token, log_path)
         finally:
             _stop(process)
+
+
+def _write_settings(directory: Path) -> None:
+    """User settings that keep the front end offline and quiet: the news question and the update
+    check are front-end settings (the server flags only stop the server fetching)."""
+    for plugin, values in _SETTINGS.items():
+        path = directory / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
 
 
 def _wait_until_up(
