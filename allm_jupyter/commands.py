@@ -26,8 +26,8 @@ HELP = """\
 | `workspace=SLUG` | `-w` | workspace to ask (else the picked one, config, env) |
 | `mode=chat\\|query\\|automatic` | `-m` | chat: RAG + model knowledge; query: documents only; automatic: agent when the model calls tools |
 | `thread=SLUG\\|new` | `-t` | ask inside a thread; `new` creates one and keeps using it |
-| `session=ID` | | conversation id (default: one per kernel) |
-| `out=NAME` | | also bind the reply to `NAME` (`_allm` always holds the last one) |
+| `session=ID` | `-s` | conversation id (default: one per kernel) |
+| `out=NAME` | `-o` | also bind the reply to `NAME` (`_allm` always holds the last one) |
 | `timeout=SECONDS` | | give up after this long without data (default 120) |
 | `reset` | | forget this session's history first (an empty cell only resets) |
 | `raw` | | do not replace `{name}` references |

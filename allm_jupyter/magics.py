@@ -46,8 +46,8 @@ _OPTIONS: dict[str, str | None] = {
     "workspace": "-w",
     "mode": "-m",
     "thread": "-t",
-    "session": None,
-    "out": None,
+    "session": "-s",
+    "out": "-o",
     "timeout": None,
 }
 _FLAGS = ("reset", "raw")
@@ -186,10 +186,10 @@ def interpolate(text: str, namespace: dict[str, Any]) -> str:
     return _REFERENCE.sub(substitute, text)
 
 
-def _notebook_name() -> str:
+def _notebook_name(namespace: dict[str, Any]) -> str:
     """The notebook's file name, where the front end tells the kernel (JupyterLab, VS Code)."""
-    path = os.environ.get("JPY_SESSION_NAME") or ""
-    return Path(path).stem or "Notebook"
+    path = namespace.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME") or ""
+    return Path(str(path)).stem or "Notebook"
 
 
 @magics_class
@@ -285,11 +285,12 @@ class AllmMagics(Magics):
         settings = self.resolve(options)
         slug = self.workspace_or_fail(settings)
         client = self.client(settings)
+        namespace = self.shell.user_ns if self.shell else {}
         if not options.raw:
-            question = interpolate(question, self.shell.user_ns if self.shell else {})
+            question = interpolate(question, namespace)
         thread = settings.thread.value
         if thread == "new":
-            name = f"{_notebook_name()} {datetime.now():%Y-%m-%d %H:%M}"
+            name = f"{_notebook_name(namespace)} {datetime.now():%Y-%m-%d %H:%M}"
             thread = client.new_thread(slug, name=name).slug
             session.choose(thread=thread)
         stream = client.stream_chat(

@@ -15,7 +15,7 @@ def test_key_value_and_short_flags_are_equivalent() -> None:
     long = parse_options(
         "workspace=research mode=query thread=t1 session=s out=ans timeout=5 reset raw"
     )
-    short = parse_options("-w research -m query -t t1 session=s out=ans timeout=5 reset raw")
+    short = parse_options("-w research -m query -t t1 -s s -o ans --timeout 5 --reset raw")
     assert (
         long
         == short

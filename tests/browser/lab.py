@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from allm_jupyter.testing import StandInServer
 
@@ -206,9 +206,10 @@ class Notebook:
         self.path = write_notebook(lab.root, name, cells)
         page.goto(lab.url(f"/lab/workspaces/{name}/tree/{self.path.name}"))
         self.panel = page.locator(".jp-NotebookPanel")
-        # Keys typed while the kernel is still connecting can be lost: wait until it is idle.
-        self.panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(
-            timeout=KERNEL_TIMEOUT_MS
+        # A cell run before the kernel is connected is silently skipped: wait until it is idle.
+        # (The toolbar's status circle says "idle" before any kernel exists; the status bar not.)
+        expect(page.get_by_title(f"Change kernel for {self.path.name}")).to_have_text(
+            _KERNEL_IDLE, timeout=KERNEL_TIMEOUT_MS
         )
 
     def cell(self, index: int) -> Locator:

@@ -229,3 +229,25 @@ def test_loading_the_extension_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ipython_config_file_sets_the_defaults(kernel_server, tmp_path) -> None:
+    profile = tmp_path / "profile_default"
+    profile.mkdir()
+    (profile / "ipython_config.py").write_text(
+        f"c.AllmMagics.default_workspace = {kernel_server.slugs[0]!r}\n"
+        "c.AllmMagics.mode = 'query'\n"
+        "c.AllmMagics.timeout = 7\n"
+    )
+    session = KernelSession(kernel_env(kernel_server, IPYTHONDIR=str(tmp_path)))
+    try:
+        session.run("%load_ext allm_jupyter")
+        run = session.run("%%allm\nWhat does the handbook say about onboarding?")
+        assert run.status == "ok", run.error_text
+        request = kernel_server.chat_requests()[-1]
+        assert request.path == f"/api/v1/workspace/{kernel_server.slugs[0]}/stream-chat"
+        assert request.json["mode"] == "query"
+        config = session.run("%allm config").text
+        assert "7.0" in config and "query" in config
+    finally:
+        session.shutdown()
