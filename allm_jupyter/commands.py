@@ -29,11 +29,12 @@ HELP = """\
 | `session=ID` | `-s` | conversation id (default: one per kernel) |
 | `out=NAME` | `-o` | also bind the reply to `NAME` (`_allm` always holds the last one) |
 | `timeout=SECONDS` | | give up after this long without data (default 120) |
-| `reset` | | forget this session's history first (an empty cell only resets) |
+| `reset` | | forget this conversation's history before asking (`%allm reset` only resets) |
 | `raw` | | do not replace `{name}` references |
 
 **%allm** `status` · `workspaces` · `use SLUG` · `config` · `threads` · `history [N]` · `reset` ·
-`search QUERY` · `upload PATH` · `pick` · `login` · `logout` · `help`, or `%allm [options] QUESTION`.
+`search QUERY` · `upload PATH` · `pick` · `login` · `logout` · `help`, or
+`%allm [options] "QUESTION"` (quote a question that ends in `?`: IPython reads a trailing `?` as a help request).
 """
 
 

@@ -7,6 +7,7 @@ question to the client; the view shows the answer. Errors fail the cell with the
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shlex
@@ -218,17 +219,20 @@ class AllmMagics(Magics):
         options = options or CellOptions()
         env_key = env_api_key()
         key = self._login_key if self._login_key else env_key
+        workspace = first_of(
+            (options.workspace, "cell"),
+            (session.workspace, "session"),
+            (self.default_workspace, "config"),
+            (env_workspace(), "env"),
+        )
         return ResolvedSettings(
             base_url=first_of(
                 (self.base_url, "config"), (env_base_url(), "env"), (DEFAULT_BASE_URL, "default")
             ),
-            workspace=first_of(
-                (options.workspace, "cell"),
-                (session.workspace, "session"),
-                (self.default_workspace, "config"),
-                (env_workspace(), "env"),
+            workspace=workspace,
+            thread=first_of(
+                (options.thread, "cell"), (session.thread_in(workspace.value), "session")
             ),
-            thread=first_of((options.thread, "cell"), (session.thread, "session")),
             mode=first_of((options.mode, "cell"), (session.mode, "session"), (self.mode, "config")),
             timeout=first_of(
                 (options.timeout, "cell"), (self.timeout, "config"), (DEFAULT_TIMEOUT, "default")
@@ -292,7 +296,7 @@ class AllmMagics(Magics):
         if thread == "new":
             name = f"{_notebook_name(namespace)} {datetime.now():%Y-%m-%d %H:%M}"
             thread = client.new_thread(slug, name=name).slug
-            session.choose(thread=thread)
+            session.choose(thread=thread, thread_workspace=slug)
         stream = client.stream_chat(
             slug,
             question.strip(),
@@ -338,13 +342,22 @@ class AllmMagics(Magics):
             words = line.strip().split(maxsplit=1)
             command = words[0] if words else "help"
             rest = words[1] if len(words) > 1 else ""
-            handler = self._commands().get(command)
+            commands = self._commands()
+            handler = commands.get(command)
             if handler is not None:
                 return handler(rest)
             options = parse_options(line)
             if not options.words:
                 raise ConfigurationError(
-                    f"'{command}' is not an %allm command; try %allm help, or %%allm for a question."
+                    'Write the question after the options (%allm -w SLUG "question"), or use %%allm.'
+                )
+            if (
+                len(words) == 1
+            ):  # one bare word is a mistyped command far more often than a question
+                close = difflib.get_close_matches(command, list(commands), n=1)
+                hint = f"did you mean %allm {close[0]}? " if close else ""
+                raise ConfigurationError(
+                    f"'{command}' is not an %allm command; {hint}See %allm help, or ask with %%allm."
                 )
             self._ask(options, " ".join(options.words))
             return None
@@ -373,9 +386,7 @@ def _iter_magics(shell: InteractiveShell) -> Iterator[AllmMagics]:
 def load(shell: InteractiveShell) -> None:
     if any(_iter_magics(shell)):
         return
-    magics = AllmMagics(shell=shell)
-    shell.register_magics(magics)
-    shell.configurables.append(magics)
+    shell.register_magics(AllmMagics(shell=shell))  # Magics.__init__ adds it to configurables
 
 
 def unload(shell: InteractiveShell) -> None:

@@ -163,22 +163,35 @@ class SessionState:
     def __init__(self) -> None:
         self.workspace: str | None = None
         self.thread: str | None = None
+        self.thread_workspace: str | None = None
+        """The workspace ``thread`` belongs to: a thread is only used there."""
         self.mode: str | None = None
         self.session_id = f"allm-jupyter-{uuid.uuid4().hex[:12]}"
         self._listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
 
-    def choose(self, **changes: str | None) -> None:
-        """Set any of ``workspace``, ``thread``, ``mode`` and tell every listener."""
+    def choose(self, *, thread_workspace: str | None = None, **changes: str | None) -> None:
+        """Set any of ``workspace``, ``thread``, ``mode`` and tell every listener.
+
+        A chosen thread belongs to ``thread_workspace`` (by default the chosen workspace).
+        """
         for name, value in changes.items():
             if name not in ("workspace", "thread", "mode"):
                 raise TypeError(f"unknown session setting {name!r}")
             setattr(self, name, value or None)
+        if "thread" in changes:
+            self.thread_workspace = (thread_workspace or self.workspace) if self.thread else None
         for ref in list(self._listeners):
             listener = ref()
             if listener is None:
                 self._listeners.remove(ref)
             else:
                 listener()
+
+    def thread_in(self, workspace: str | None) -> str | None:
+        """The chosen thread, if it belongs to ``workspace`` (a cell may ask another one)."""
+        if self.thread and self.thread_workspace in (None, workspace):
+            return self.thread
+        return None
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call the bound method ``listener`` after every change (held weakly)."""

@@ -210,7 +210,11 @@ def _chosen() -> tuple[str | None, str | None, str | None]:
     """(workspace, thread, mode) that the next ``%%allm`` without options would use."""
     magics = current_magics()
     if magics is None:
-        return session.workspace or env_workspace(), session.thread, session.mode
+        return (
+            session.workspace or env_workspace(),
+            session.thread_in(session.workspace),
+            session.mode,
+        )
     settings = magics.resolve()
     return settings.workspace.value, settings.thread.value, settings.mode.value
 

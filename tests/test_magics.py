@@ -139,3 +139,16 @@ def test_secret_never_shows() -> None:
         import pickle
 
         pickle.dumps(secret)
+
+
+def test_a_thread_is_used_only_in_its_workspace(clean) -> None:
+    magics = AllmMagics(shell=None)
+    session.choose(workspace="research")
+    session.choose(thread="t-research")
+    assert magics.resolve().thread.value == "t-research"
+    assert magics.resolve(parse_options("-w scratchpad")).thread.value is None
+    session.choose(thread="t-cell", thread_workspace="scratchpad")
+    assert magics.resolve(parse_options("-w scratchpad")).thread.value == "t-cell"
+    assert magics.resolve().thread.value is None
+    session.choose(workspace="other", thread=None)
+    assert session.thread_workspace is None

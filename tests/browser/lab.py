@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
 
 from allm_jupyter.testing import StandInServer
 
@@ -37,14 +36,18 @@ CHROMIUM_ARGS = (
     "--disable-background-networking",
     "--disable-component-update",
 )
-VIEWPORT = {"width": 1200, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1200, "height": 800}
 START_TIMEOUT = 60.0
 """Seconds JupyterLab gets to answer ``/api/status`` (a cold start takes a few)."""
 KERNEL_TIMEOUT_MS = 60_000
 """A kernel start and a cell that streams a few seconds both fit well inside this."""
-_PROMPT_COUNT = re.compile(r"\[(\d+)\]")
+_COUNT_ABOVE = """([prompt, after]) => {  // "[3]:" when done, "[*]:" while running
+    const count = Number(/\\[(\\d+)\\]/.exec(prompt.textContent)?.[1]);
+    return count > after && count;
+}"""
 _KERNEL_IDLE = re.compile(r"^(?!No Kernel).* \| Idle$")
 """The status bar's kernel item once a kernel is connected; before, it reads "No Kernel | …"."""
+_DIRTY = re.compile(r"\bjp-mod-dirty\b")
 _SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}
 }
@@ -114,7 +117,8 @@ def running_lab(workdir: Path, env: Mapping[str, str]) -> Iterator[Lab]:
             start_new_session=True,
         )
         try:
-            yield _wait_until_up(process, runtime / f"jpserver-{process.pid}.json", token, log_path)
+            info_file = runtime / f"jpserver-{process.pid}.json"
+            yield Lab(root, _wait_until_up(process, info_file, token, log_path), token)
         finally:
             _stop(process)
 
@@ -130,33 +134,28 @@ def _write_settings(directory: Path) -> None:
 
 def _wait_until_up(
     process: subprocess.Popen[bytes], info_file: Path, token: str, log_path: Path
-) -> Lab:
-    """Poll the info file, then ``/api/status``, while watching that the server did not die."""
+) -> str:
+    """The server's URL once ``/api/status`` answers; polls while watching that it did not die."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=0.1)  # the poll interval, ended early if JupyterLab exits
         if process.returncode is not None:
             break
-        if not info_file.exists():
-            continue
-        with suppress(ValueError):  # the file may be caught half written
-            info = json.loads(info_file.read_text())
-            lab = Lab(root=Path(info["root_dir"]), base_url=info["url"], token=token)
-            if _status_ok(lab):
-                return lab
-    _stop(process)
+        with suppress(OSError, ValueError):  # not written yet, or caught half written
+            url = json.loads(info_file.read_text())["url"]
+            if _status_ok(url, token):
+                return url
     raise RuntimeError(f"JupyterLab did not start; its log:\n{log_path.read_text()[-4000:]}")
 
 
-def _status_ok(lab: Lab) -> bool:
-    request = urllib.request.Request(
-        lab.base_url.rstrip("/") + "/api/status", headers={"Authorization": f"token {lab.token}"}
-    )
+def _status_ok(url: str, token: str) -> bool:
+    status = url.rstrip("/") + "/api/status"
+    request = urllib.request.Request(status, headers={"Authorization": f"token {token}"})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status == 200
-    except (urllib.error.URLError, ConnectionError):
+    except OSError:  # refused, reset, timed out, or an HTTP error status
         return False
 
 
@@ -204,6 +203,7 @@ class Notebook:
     def __init__(self, page: Page, lab: Lab, name: str, cells: Sequence[str]) -> None:
         self.page = page
         self.path = write_notebook(lab.root, name, cells)
+        self._count = 0  # the kernel's last execution count: counts only grow
         page.goto(lab.url(f"/lab/workspaces/{name}/tree/{self.path.name}"))
         self.panel = page.locator(".jp-NotebookPanel")
         # A cell run before the kernel is connected is silently skipped: wait until it is idle.
@@ -219,25 +219,25 @@ class Notebook:
         """The cell's output area (its children are the outputs)."""
         return self.cell(index).locator(".jp-OutputArea")
 
-    def run(self, index: int) -> int:
-        """Run one cell with Shift+Enter, as a user would; return its execution count."""
+    def run(self, index: int) -> None:
+        """Run one cell as a user would (click, Ctrl+Enter: run in place, so no cell is added
+        after the last one) and wait until it shows a new execution count: it has finished."""
         self.cell(index).locator(".jp-InputArea-editor").click()
-        self.page.keyboard.press("Shift+Enter")
-        return self.wait_for_execution(index)
+        self.page.keyboard.press("Control+Enter")
+        prompt = self.cell(index).locator(".jp-InputPrompt").element_handle()
+        count = self.page.wait_for_function(
+            _COUNT_ABOVE, arg=[prompt, self._count], timeout=KERNEL_TIMEOUT_MS
+        )
+        self._count = int(count.json_value())
 
     def run_all(self) -> None:
+        """Run the cells in order, each once the one before it has finished."""
         for index in range(self.panel.locator(".jp-Notebook .jp-Cell").count()):
             self.run(index)
 
-    def wait_for_execution(self, index: int) -> int:
-        """Wait until the cell shows an execution count (``[3]:``, not ``[*]:`` nor ``[ ]:``)."""
-        prompt = self.cell(index).locator(".jp-InputPrompt")
-        prompt.filter(has_text=_PROMPT_COUNT).wait_for(timeout=KERNEL_TIMEOUT_MS)
-        match = _PROMPT_COUNT.search(prompt.inner_text())
-        assert match is not None
-        return int(match[1])
-
     def save(self) -> None:
-        """Ctrl+S, then wait until the tab no longer shows unsaved changes."""
+        """Ctrl+S on a notebook with unsaved changes; return once its tab shows them saved."""
+        tab = self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=self.path.name)
+        expect(tab).to_have_class(_DIRTY)  # else the wait below would pass before the save
         self.page.keyboard.press("Control+S")
-        self.page.locator(".jp-mod-current.jp-mod-dirty").wait_for(state="detached")
+        expect(tab).not_to_have_class(_DIRTY)

@@ -251,3 +251,15 @@ def test_ipython_config_file_sets_the_defaults(kernel_server, tmp_path) -> None:
         assert "7.0" in config and "query" in config
     finally:
         session.shutdown()
+
+
+def test_line_magic_typos_and_one_line_questions(kernel, kernel_server) -> None:
+    typo = kernel.run("%allm worksapces")
+    assert typo.status == "error"
+    assert "'worksapces' is not an %allm command; did you mean %allm workspaces?" in typo.error_text
+    assert not [r for r in kernel_server.chat_requests() if r.json.get("message") == "worksapces"]
+    bare = kernel.run(f"%allm -w {kernel_server.slugs[0]}")
+    assert "Write the question after the options" in bare.error_text
+    asked = kernel.run(f'%allm -w {kernel_server.slugs[0]} -m chat "Is this one line?"')
+    assert asked.status == "ok", asked.error_text
+    assert kernel_server.chat_requests()[-1].json["message"] == "Is this one line?"

@@ -1,0 +1,1 @@
+"""JupyterLab in headless Chromium: what a user of ``%%allm`` actually sees."""

@@ -1,0 +1,132 @@
+"""``python -m allm_jupyter.demo``, the README's first command, run as a newcomer runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from allm_jupyter.errors import WorkspaceNotFoundError
+from allm_jupyter.testing import StandInServer, expected_reply
+from allm_jupyter.testing.data import SEED_WORKSPACES
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+SETUP = (
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' "
+    "&& .venv/bin/python -m allm_jupyter.demo"
+)
+STANDIN_KEY = re.compile(r"standin-[0-9a-f]{16}")
+"""The shape of the key a stand-in started by the demo makes up (the test cannot know it)."""
+
+
+def run_demo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The demo in a subprocess, with no ``ANYTHING_LLM_*`` setting but those given."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
+    environ.update(env, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    return subprocess.run(
+        [sys.executable, "-m", "allm_jupyter.demo", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+
+
+def quickstart_question() -> str:
+    """The question of the quickstart's first ``%%allm`` cell."""
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    ask = next(c for c in nb.cells if c.get("id") == "ask")
+    return ask.source.partition("\n")[2].strip()
+
+
+def test_readme_gives_the_two_set_up_commands() -> None:
+    """What the lead and CI rely on, verbatim; the tests below run the demo the first one runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```bash\n{SETUP}\n```" in readme
+    assert "```bash\nbash scripts/test.sh\n```" in readme
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_demo_without_a_server_uses_the_bundled_stand_in() -> None:
+    done = run_demo()
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert (
+        "No ANYTHING_LLM_BASE_URL set: started the bundled stand-in server at http://127.0.0.1:"
+        in out
+    )
+    slug = SEED_WORKSPACES[0].slug
+    answer = expected_reply(slug, quickstart_question())
+    assert f"{answer}\n\nSources:\n1. project-glossary.md (100%)" in out
+    # The quickstart's failing cell is shown, and does not fail the demo.
+    assert (
+        WorkspaceNotFoundError("no-such-workspace", [w.slug for w in SEED_WORKSPACES]).message
+        in out
+    )
+    assert out.rstrip().endswith("with --lab the demo opens it in JupyterLab.")
+    assert not STANDIN_KEY.search(out + done.stderr)
+
+
+def test_demo_with_a_server_configured_uses_that_server(allm_server: StandInServer) -> None:
+    done = run_demo(
+        ANYTHING_LLM_BASE_URL=allm_server.base_url, ANYTHING_LLM_API_KEY=allm_server.api_key
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert f"Using the AnythingLLM server at {allm_server.base_url}" in out
+    assert "stand-in" not in out
+    first = allm_server.slugs[0]
+    assert (
+        f"ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG is not set: using the first workspace, {first}."
+        in out
+    )
+    asked = [
+        r for r in allm_server.chat_requests() if r.json.get("message") == quickstart_question()
+    ]
+    assert [r.path for r in asked] == [f"/api/v1/workspace/{first}/stream-chat"]
+    assert all(r.authorized for r in allm_server.requests)
+    assert allm_server.expected_reply(first, quickstart_question()) in out
+    assert allm_server.api_key not in out + done.stderr
+
+
+def test_demo_asks_the_configured_workspace(allm_server: StandInServer) -> None:
+    chosen = allm_server.slugs[1]
+    done = run_demo(
+        ANYTHING_LLM_BASE_URL=allm_server.base_url,
+        ANYTHING_LLM_API_KEY=allm_server.api_key,
+        ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=chosen,
+    )
+    assert done.returncode == 0, done.stderr
+    asked = [
+        r for r in allm_server.chat_requests() if r.json.get("message") == quickstart_question()
+    ]
+    assert [r.path for r in asked] == [f"/api/v1/workspace/{chosen}/stream-chat"]
+    assert allm_server.api_key not in done.stdout + done.stderr
+
+
+def test_demo_fails_on_an_unexpected_error(tmp_path: Path) -> None:
+    """Only cells tagged ``raises-exception`` may fail; any other failure fails the demo."""
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext allm_jupyter"),
+            nbformat.v4.new_code_cell("%%allm workspace=no-such-workspace\nHello?"),
+        ]
+    )
+    path = tmp_path / "failing.ipynb"
+    nbformat.write(nb, path)
+    done = run_demo("--notebook", str(path))
+    assert done.returncode == 1
+    assert "failing.ipynb failed:" in done.stderr
+    assert "There is no workspace 'no-such-workspace' on the server" in done.stderr
+    assert not STANDIN_KEY.search(done.stdout + done.stderr)
+
+
+def test_demo_without_the_notebook_says_so(tmp_path: Path) -> None:
+    done = run_demo("--notebook", str(tmp_path / "missing.ipynb"))
+    assert done.returncode == 2
+    assert "There is no notebook at" in done.stderr
