@@ -79,7 +79,8 @@ _AGENT_PROVIDER = "GenericOpenAiProvider"
 # estimate on streamed ones (the values of the captures).
 _BACKEND_PROMPT_TOKENS = 10
 _ESTIMATED_PROMPT_TOKENS = 104
-_DURATION = 0.003
+_OUTPUT_TPS = 42.0
+"""A plausible local model's speed, so demo footers read like real ones."""
 _SEED_PUBLISHED = "5/1/2026, 10:00:00 AM"
 
 Event = Mapping[str, Any]
@@ -240,8 +241,8 @@ def _stream_metrics(completion: int, prompt: int) -> dict[str, Any]:
         "completion_tokens": completion,
         "prompt_tokens": prompt,
         "total_tokens": completion + prompt,
-        "outputTps": completion / _DURATION,
-        "duration": _DURATION,
+        "outputTps": _OUTPUT_TPS,
+        "duration": round(completion / _OUTPUT_TPS, 3),
         "model": MODEL,
         "provider": _CHAT_PROVIDER,
         "timestamp": iso_timestamp(),
@@ -254,8 +255,8 @@ def _completion_metrics(completion: int, provider: str = _CHAT_PROVIDER) -> dict
         "prompt_tokens": _BACKEND_PROMPT_TOKENS,
         "completion_tokens": completion,
         "total_tokens": _BACKEND_PROMPT_TOKENS + completion,
-        "duration": _DURATION,
-        "outputTps": completion / _DURATION,
+        "duration": round(completion / _OUTPUT_TPS, 3),
+        "outputTps": _OUTPUT_TPS,
         "model": MODEL,
         "provider": provider,
         "timestamp": iso_timestamp(),
