@@ -18,8 +18,8 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
-.venv/bin/ruff check allm_jupyter tests benchmarks
-.venv/bin/ruff format --check allm_jupyter tests benchmarks
+.venv/bin/ruff check allm_jupyter tests benchmarks scripts
+.venv/bin/ruff format --check allm_jupyter tests benchmarks scripts
 # Every stand-in server's key looks like standin-<16 hex>: none may reach the test output.
 log=$(mktemp)
 set +e
