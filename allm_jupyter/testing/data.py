@@ -148,11 +148,13 @@ def fake_reply(message: str) -> str:
 
 
 def answer_for(message: str, sources: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The stand-in LLM's answer: quote the first sentence of the best source, or, with no
-    sources, the captures' fake reply. Pure, so tests can predict every streamed text."""
+    """The stand-in LLM's answer: quote the best source's sentence that shares most words with the
+    question (the first one on a tie), or, with no sources, the captures' fake reply. Pure, so
+    tests can predict every streamed text."""
     if not sources:
         return fake_reply(message)
     top = sources[0]
     body = chunk_body(top).strip()
-    match = _SENTENCE.match(body)
-    return f"According to {top.get('title')}: {match.group(1) if match else body}"
+    sentences = [m.group(1) for m in _SENTENCE.finditer(body)] or [body]
+    best = max(sentences, key=lambda sentence: overlap_score(message, sentence))
+    return f"According to {top.get('title')}: {best}"
