@@ -13,6 +13,7 @@ import logging
 import mimetypes
 import re
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import httpx
 from httpx_sse import EventSource
 
 from .errors import (
+    API_KEY_ENV,
     AllmError,
     AuthenticationError,
     ChatAbortedError,
@@ -44,6 +46,7 @@ from .settings import (
     env_api_key,
     env_base_url,
     normalize_base_url,
+    redact_url,
 )
 
 logger = logging.getLogger("allm_jupyter")
@@ -67,6 +70,11 @@ class _BearerAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._secret:
+            if not self._secret.well_formed:
+                raise ConfigurationError(
+                    "The API key contains spaces or control characters; copy it again from "
+                    f"Settings > Developer API into {API_KEY_ENV}."
+                )
             request.headers["Authorization"] = "Bearer " + self._secret.reveal()
         yield request
 
@@ -119,9 +127,9 @@ def _sentence(text: str) -> str:
 class ChatStream:
     """The events of one streamed answer; iterate once. ``.reply`` is the fold so far.
 
-    The HTTP request starts on iteration and its connection is closed when iteration ends for any
-    reason (an error, ``KeyboardInterrupt``, ``break``), which makes the real server stop generating.
-    Errors raised after the answer started carry the partial reply as ``error.reply``.
+    The HTTP request starts on iteration; the connection is closed when iteration ends (an error,
+    the end of the answer) or on :meth:`close`/:meth:`stop`, which makes the real server stop
+    generating. Errors raised after the answer started carry the partial reply as ``error.reply``.
     """
 
     def __init__(
@@ -158,7 +166,7 @@ class ChatStream:
                 for message in sse.iter_sse():
                     try:
                         data = json.loads(message.data)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         logger.warning("ignored a malformed event line from the server")
                         continue
                     if not isinstance(data, dict):
@@ -175,7 +183,7 @@ class ChatStream:
                 "off; raise the timeout (timeout=SECONDS) if the model is slow.",
                 reply=self._builder.reply,
             ) from None
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             raise ConnectionLostError(
                 f"The connection to {client.base_url} broke before the answer ended "
                 f"({type(exc).__name__}).",
@@ -194,51 +202,16 @@ class ChatStream:
         if self._iterator is not None:
             self._iterator.close()
 
+    def stop(self) -> Reply:
+        """Hang up because the user asked to stop; the reply is marked interrupted."""
+        self.close()
+        return self._builder.interrupt()
+
     def __enter__(self) -> ChatStream:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-class _OpenedStream:
-    """The context manager ``_open_stream`` returns: an SSE source over a checked response."""
-
-    def __init__(self, client: Client, path: str, body: dict[str, Any], ws: str, th: str | None):
-        self._client = client
-        self._path = path
-        self._body = body
-        self._workspace = ws
-        self._thread = th
-        self._response: httpx.Response | None = None
-
-    def __enter__(self) -> EventSource:
-        client = self._client
-        response = client._send_stream(self._path, self._body)
-        if (
-            response.status_code == 400
-            and self._body.get("mode") == "automatic"
-            and _LEGACY_MODE_ERROR in response.read().decode("utf-8", "replace")
-        ):
-            # Servers before v1.12 know no "automatic" mode: ask again in plain chat mode, once.
-            response.close()
-            logger.info("server rejected mode 'automatic'; retrying in 'chat' mode")
-            self._body["mode"] = "chat"
-            response = client._send_stream(self._path, self._body)
-        self._response = response
-        content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-        if response.status_code != 200 or content_type != "text/event-stream":
-            response.read()
-            response.close()
-            if response.status_code == 200:
-                # The thread route crashes on an unknown workspace and answers 200 without SSE.
-                client.workspace(self._workspace)
-            client._raise_for(response, workspace=self._workspace, thread=self._thread)
-        return EventSource(response)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._response is not None:
-            self._response.close()
 
 
 class Client:
@@ -257,7 +230,9 @@ class Client:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = normalize_base_url(base_url or env_base_url() or DEFAULT_BASE_URL)
+        root = normalize_base_url(base_url or env_base_url() or DEFAULT_BASE_URL)
+        self.base_url = redact_url(root)
+        """The server, as shown in messages (a password in the URL is masked)."""
         self._api_key = (
             api_key
             if isinstance(api_key, Secret)
@@ -265,7 +240,7 @@ class Client:
         )
         self.timeout = float(timeout) if timeout else DEFAULT_TIMEOUT
         self._http = httpx.Client(
-            base_url=self.base_url + "/api",
+            base_url=root + "/api",
             auth=_BearerAuth(self._api_key),
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             transport=transport,
@@ -320,27 +295,53 @@ class Client:
         workspace: str | None = None,
         thread: str | None = None,
         **kwargs: Any,
-    ) -> Any:
-        """Send one request and return its decoded JSON body, or raise the mapped error."""
+    ) -> dict[str, Any]:
+        """Send one request and return its JSON object, or raise the mapped error."""
         response = self._send(self._http.build_request(method, path, **kwargs))
         if response.status_code >= 400:
             self._raise_for(response, workspace=workspace, thread=thread)
         try:
-            return response.json()
+            data = response.json()
         except ValueError:
+            data = None
+        if not isinstance(data, dict):
             raise ServerError(
                 f"The server at {self.base_url} answered {method} {path} with something that is "
-                "not JSON; is this an AnythingLLM server?",
+                "not a JSON object; is this an AnythingLLM server?",
                 status=response.status_code,
-            ) from None
+            )
+        return data
 
     def _send_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return self._send(self._http.build_request("POST", path, json=body), stream=True)
 
+    @contextmanager
     def _open_stream(
         self, path: str, body: dict[str, Any], workspace: str, thread: str | None
-    ) -> _OpenedStream:
-        return _OpenedStream(self, path, body, workspace, thread)
+    ) -> Iterator[EventSource]:
+        """An SSE source over a response checked to be a stream; pre-stream errors are raised."""
+        response = self._send_stream(path, body)
+        try:
+            if (
+                response.status_code == 400
+                and body.get("mode") == "automatic"
+                and _LEGACY_MODE_ERROR in response.read().decode("utf-8", "replace")
+            ):
+                # Servers before v1.12 know no "automatic" mode: ask again in chat mode, once.
+                response.close()
+                logger.info("server rejected mode 'automatic'; retrying in 'chat' mode")
+                body["mode"] = "chat"
+                response = self._send_stream(path, body)
+            content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+            if response.status_code != 200 or content_type != "text/event-stream":
+                response.read()
+                if response.status_code == 200:
+                    # The thread route crashes on an unknown workspace and answers 200 without SSE.
+                    self.workspace(workspace)
+                self._raise_for(response, workspace=workspace, thread=thread)
+            yield EventSource(response)
+        finally:
+            response.close()
 
     def _available_slugs(self) -> list[str]:
         try:
@@ -371,6 +372,7 @@ class Client:
         raise ServerError(
             f"The server answered {status} {response.reason_phrase}: {_sentence(detail)}",
             status=status,
+            detail=detail,
         )
 
     # -- information ------------------------------------------------------------------------
@@ -383,8 +385,8 @@ class Client:
             return ServerInfo(self.base_url, reachable=False, reason=str(exc))
         except AllmError as exc:
             return ServerInfo(self.base_url, reachable=True, reason=str(exc))
-        version = data.get("appVersion") if isinstance(data, dict) else None
-        mode = data.get("mode") if isinstance(data, dict) else None
+        version = data.get("appVersion")
+        mode = data.get("mode")
         return ServerInfo(
             self.base_url,
             reachable=True,
@@ -398,17 +400,16 @@ class Client:
             data = self._request("GET", "/v1/auth")
         except AuthenticationError:
             return False
-        return bool(isinstance(data, dict) and data.get("authenticated"))
+        return bool(data.get("authenticated"))
 
     def workspaces(self) -> list[Workspace]:
         data = self._request("GET", "/v1/workspaces")
-        rows = data.get("workspaces") if isinstance(data, dict) else None
-        return [Workspace.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+        return [Workspace.from_wire(r) for r in _rows(data.get("workspaces"))]
 
     def workspace(self, slug: str) -> Workspace:
         """One workspace with its documents; an unknown slug raises with the available ones."""
         data = self._request("GET", f"/v1/workspace/{_segment(slug)}")
-        found = data.get("workspace") if isinstance(data, dict) else None
+        found = data.get("workspace")
         if isinstance(found, list):  # v1.1.0+: a list of 0 or 1 rows
             found = found[0] if found else None
         if not isinstance(found, dict):
@@ -427,9 +428,9 @@ class Client:
         data = self._request(
             "POST", f"/v1/workspace/{_segment(slug)}/thread/new", json=body, workspace=slug
         )
-        row = data.get("thread") if isinstance(data, dict) else None
+        row = data.get("thread")
         if not isinstance(row, dict) or not row.get("slug"):
-            message = data.get("message") if isinstance(data, dict) else None
+            message = data.get("message")
             raise ServerError(f"The server did not create the thread: {_sentence(str(message))}")
         return Thread(slug=str(row["slug"]), name=row.get("name") or name)
 
@@ -448,8 +449,7 @@ class Client:
                 workspace=slug,
                 thread=thread,
             )
-            rows = data.get("history") if isinstance(data, dict) else None
-            messages = [HistoryMessage.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+            messages = [HistoryMessage.from_wire(r) for r in _rows(data.get("history"))]
             return messages[-2 * limit :] if limit else messages
         params: dict[str, Any] = {"limit": limit, "orderBy": "desc"}
         if session_id:
@@ -457,9 +457,7 @@ class Client:
         data = self._request(
             "GET", f"/v1/workspace/{_segment(slug)}/chats", params=params, workspace=slug
         )
-        rows = data.get("history") if isinstance(data, dict) else None
-        messages = [HistoryMessage.from_wire(r) for r in rows or [] if isinstance(r, dict)]
-        return _oldest_first(messages)
+        return _oldest_first([HistoryMessage.from_wire(r) for r in _rows(data.get("history"))])
 
     def vector_search(
         self, slug: str, query: str, top_n: int = 4, score_threshold: float | None = None
@@ -470,8 +468,7 @@ class Client:
         data = self._request(
             "POST", f"/v1/workspace/{_segment(slug)}/vector-search", json=body, workspace=slug
         )
-        rows = data.get("results") if isinstance(data, dict) else None
-        return [SearchResult.from_wire(r) for r in rows or [] if isinstance(r, dict)]
+        return [SearchResult.from_wire(r) for r in _rows(data.get("results"))]
 
     def upload(self, path: str | Path, slug: str) -> list[Document]:
         """Upload a file, embed it into the workspace, and check that it really got there.
@@ -484,21 +481,21 @@ class Client:
             raise UploadError(f"There is no file at {file_path}.")
         self.workspace(slug)  # fail before uploading when the slug is wrong
         mime = mimetypes.guess_type(file_path.name)[0] or "application/octet-stream"
-        with file_path.open("rb") as handle:
-            data = self._request(
-                "POST",
-                "/v1/document/upload",
-                files={"file": (file_path.name, handle, mime)},
-                timeout=max(self.timeout, _EMBED_TIMEOUT),
-            )
-        documents = data.get("documents") if isinstance(data, dict) else None
-        locations = [
-            d["location"] for d in documents or [] if isinstance(d, dict) and d.get("location")
-        ]
-        if not (isinstance(data, dict) and data.get("success")) or not locations:
-            reason = data.get("error") if isinstance(data, dict) else None
+        try:
+            with file_path.open("rb") as handle:
+                data = self._request(
+                    "POST",
+                    "/v1/document/upload",
+                    files={"file": (file_path.name, handle, mime)},
+                    timeout=max(self.timeout, _EMBED_TIMEOUT),
+                )
+        except ServerError as exc:  # a parse failure is a 500 with {"success": false, "error"}
+            data = {"error": exc.detail}
+        locations = [d["location"] for d in _rows(data.get("documents")) if d.get("location")]
+        if not data.get("success") or not locations:
+            reason = data.get("error") or "no document was produced"
             raise UploadError(
-                f"The server could not read {file_path.name}: {_sentence(str(reason or 'no document was produced'))}"
+                f"The server could not read {file_path.name}: {_sentence(str(reason))}"
             )
         self._request(
             "POST",
@@ -582,6 +579,11 @@ class Client:
         for _ in stream:
             pass
         return stream.reply
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list the server may also send as ``null`` (a failed DB query)."""
+    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
 
 
 def _segment(value: str) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
-from .render import escape_markdown_html
+from .render import escape_markdown_html, escape_table_cell, terminal_text
 from .settings import Secret, session
 
 if TYPE_CHECKING:
@@ -38,23 +38,23 @@ HELP = """\
 """
 
 
-def _cell(value: Any) -> str:
-    """One Markdown table cell: escaped, pipes and newlines neutralised."""
-    text = "" if value is None else str(value)
-    return escape_markdown_html(" ".join(text.split())).replace("|", "\\|")
-
-
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(escape_table_cell("" if v is None else str(v)) for v in row) + " |"
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    texts = [[("" if v is None else " ".join(str(v).split())) for v in row] for row in rows]
+    texts = [
+        [terminal_text(" ".join(str(v).split())) if v is not None else "" for v in row]
+        for row in rows
+    ]
     widths = [max([len(h)] + [len(r[i]) for r in texts]) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*headers), *(fmt.format(*r) for r in texts)]).rstrip()
+    return "\n".join(fmt.format(*line).rstrip() for line in [headers, *texts])
 
 
 def show(markdown: str, plain: str) -> None:
@@ -116,7 +116,7 @@ def table(magics: AllmMagics) -> dict[str, Callable[[str], Any]]:
             raise ConfigurationError("Say which workspace: %allm use SLUG.")
         workspace = magics.client(magics.resolve()).workspace(slug)
         session.choose(workspace=workspace.slug, thread=None)
-        print(f"Using workspace {workspace.name} ({workspace.slug}).")
+        print(terminal_text(f"Using workspace {workspace.name} ({workspace.slug})."))
 
     def config(_: str) -> None:
         rows = magics.resolve().rows()

@@ -53,11 +53,10 @@ class AuthenticationError(AllmError):
 class ServerUnreachableError(AllmError):
     """No HTTP answer at all: wrong URL, server down, DNS or TLS failure."""
 
-    def __init__(self, base_url: str, reason: str, *, reply: Reply | None = None) -> None:
+    def __init__(self, base_url: str, reason: str) -> None:
         super().__init__(
             f"Cannot reach the AnythingLLM server at {base_url} ({reason}); check that it runs "
-            f"and that {BASE_URL_ENV} points at it.",
-            reply=reply,
+            f"and that {BASE_URL_ENV} points at it."
         )
         self.base_url = base_url
 
@@ -90,9 +89,18 @@ class ThreadNotFoundError(AllmError):
 class ServerError(AllmError):
     """The server answered with an error status or an error body we could not map further."""
 
-    def __init__(self, message: str, *, status: int | None = None, reply: Reply | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        reply: Reply | None = None,
+    ) -> None:
         super().__init__(message, reply=reply)
         self.status = status
+        self.detail = detail
+        """The server's own words, when it gave any."""
 
 
 class ChatAbortedError(AllmError):

@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import CFloat, Enum, Unicode
 
 from .errors import AllmError, ConfigurationError
+from .render import terminal_text
 from .settings import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
@@ -72,7 +73,8 @@ class CellFailure(Exception):
         self.error = error
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;31m{type(self.error).__name__}\x1b[0m: {self.error.message}"]
+        message = terminal_text(self.error.message)  # it may quote the server
+        return [f"\x1b[0;31m{type(self.error).__name__}\x1b[0m: {message}"]
 
 
 class AnswerInterrupted(KeyboardInterrupt):
@@ -283,7 +285,13 @@ class AllmMagics(Magics):
         """Ask the cell body. Options: workspace=/-w, mode=/-m, thread=/-t, session=, out=,
         timeout=, reset, raw. See ``%allm help``."""
         with _failing_cell():
-            self._ask(parse_options(line), cell)
+            options = parse_options(line)
+            if options.words:
+                raise ConfigurationError(
+                    f"Unexpected '{options.words[0]}' on the %%allm line: options are name=value "
+                    f"or short flags ({_VALID}); the question goes in the cell body."
+                )
+            self._ask(options, cell)
 
     def _ask(self, options: CellOptions, question: str) -> None:
         settings = self.resolve(options)
@@ -309,20 +317,25 @@ class AllmMagics(Magics):
         from .view import make_view
 
         view = make_view(slug, rich=rich)
+        reply = stream.reply
         try:
             for _ in stream:
                 view.show(stream.reply)
+            reply = stream.reply
         except KeyboardInterrupt:
-            self._keep(stream.reply, options)
-            view.close(stream.reply)
+            reply = stream.stop()  # the stop may land while drawing, outside the stream's code
             raise AnswerInterrupted() from None
         except AllmError as exc:
             reply = exc.reply or stream.reply
-            self._keep(reply, options)
-            view.close(reply if reply.error else replace(reply, error=exc.message))
+            reply = reply if reply.error else replace(reply, error=exc.message)
             raise
-        self._keep(stream.reply, options)
-        view.close(stream.reply)
+        except Exception as exc:  # a bug or an unmapped failure: still keep what arrived
+            reply = replace(stream.reply, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            stream.close()
+            self._keep(reply, options)
+            view.close(reply)
 
     def _keep(self, reply: Reply, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too); ``out=NAME`` binds it too."""
@@ -335,6 +348,7 @@ class AllmMagics(Magics):
     # -- %allm ------------------------------------------------------------------------------
 
     @line_magic("allm")
+    @no_var_expand  # "{x}" and "$price" in a question follow our rules (and ``raw``), not IPython's
     def allm_line(self, line: str) -> Any:
         """%allm help | status | workspaces | use SLUG | config | threads | history [N] | reset
         | search QUERY | upload PATH | pick | login | logout, or %allm [options] QUESTION."""

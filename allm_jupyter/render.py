@@ -116,6 +116,15 @@ def escape_markdown_html(text: str) -> str:
     return "\n".join(out)
 
 
+def escape_table_cell(text: str) -> str:
+    """Untrusted text as one Markdown table cell: one line, escaped, no ``|`` that splits it.
+
+    Only inline escaping applies: a cell cannot hold a block, so a fence opener in it (a history
+    entry cut after its opening backticks) must not become one.
+    """
+    return _escape_line(" ".join(text.split())).replace("|", "&#124;")
+
+
 @dataclass
 class _Fence:
     """A fenced code block, re-emitted with a fence that nothing inside it can close."""

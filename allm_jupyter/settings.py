@@ -35,6 +35,11 @@ class Secret:
     def reveal(self) -> str:
         return self.__value
 
+    @property
+    def well_formed(self) -> bool:
+        """Whether an HTTP header can carry it (httpx's error for one that cannot quotes it)."""
+        return self.__value.isprintable() and " " not in self.__value
+
     def __bool__(self) -> bool:
         return bool(self.__value)
 
@@ -64,10 +69,16 @@ def normalize_base_url(url: str) -> str:
         raise ConfigurationError(f"The server URL is empty; set {BASE_URL_ENV}.")
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
         raise ConfigurationError(
-            f"'{url}' is not an http(s) URL; set {BASE_URL_ENV} to e.g. {DEFAULT_BASE_URL}."
+            f"'{redact_url(url)}' is not an http(s) URL; set {BASE_URL_ENV} to e.g. "
+            f"{DEFAULT_BASE_URL}."
         )
     path = parts.path.rstrip("/")
     for suffix in _API_SUFFIXES:
@@ -75,6 +86,17 @@ def normalize_base_url(url: str) -> str:
             path = path[: -len(suffix)]
             break
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show: a password in it (``https://user:pass@host``) becomes ``***``."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not (sep and at):
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
 
 
 def env_base_url(environ: Mapping[str, str] | None = None) -> str | None:
@@ -114,7 +136,7 @@ class ResolvedSettings:
     def rows(self) -> list[tuple[str, str, str]]:
         """(name, shown value, source) rows for ``%allm config``; the key only as set/unset."""
         rows = [
-            (name, "" if s.value is None else str(s.value), s.source)
+            (name, "" if s.value is None else redact_url(str(s.value)), s.source)
             for name, s in (
                 ("base_url", self.base_url),
                 ("workspace", self.workspace),

@@ -19,6 +19,7 @@ from allm_jupyter import (
     ServerUnreachableError,
     StreamTimeoutError,
     ThreadNotFoundError,
+    UploadError,
     WorkspaceNotFoundError,
 )
 from allm_jupyter.events import TextResponseChunk
@@ -115,6 +116,7 @@ CONTENT_SCENARIOS = [
     scenarios.split_reads(),
     scenarios.line_separator(),
     scenarios.malformed_line(),
+    scenarios.malformed_line(line=b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n"),
     scenarios.unknown_event(),
     scenarios.huge(200_000),
 ]
@@ -307,3 +309,34 @@ def test_the_key_is_nowhere(allm_server: StandInServer, caplog) -> None:
         )
     assert allm_server.api_key not in shown
     assert allm_server.api_key not in caplog.text
+
+
+def test_upload_parse_failure_is_an_upload_error(client, allm_server, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(UploadError, match=r"^The server could not read empty\.txt: "):
+        client.upload(empty, allm_server.slugs[0])
+    with pytest.raises(UploadError, match="There is no file at"):
+        client.upload(tmp_path / "missing.txt", allm_server.slugs[0])
+
+
+def test_a_malformed_key_is_refused_without_showing_it(allm_server: StandInServer) -> None:
+    with (
+        Client(allm_server.base_url, api_key="good-part\nsecret-tail") as c,
+        pytest.raises(ConfigurationError, match="contains spaces or control characters") as caught,
+    ):
+        c.workspaces()
+    shown = str(caught.value) + "".join(traceback.format_exception(caught.value))
+    assert "secret-tail" not in shown
+
+
+def test_bad_urls_and_url_passwords(allm_server: StandInServer) -> None:
+    with pytest.raises(ConfigurationError, match=r"is not an http\(s\) URL"):
+        Client("http://[::1:3001")
+    with pytest.raises(ConfigurationError, match=r"is not an http\(s\) URL"):
+        Client("http://localhost:99999")
+    host = allm_server.base_url.partition("://")[2]
+    with Client(f"http://ada:hunter2@{host}", api_key=allm_server.api_key) as c:
+        assert c.base_url == f"http://ada:***@{host}"
+        assert [w.slug for w in c.workspaces()] == allm_server.slugs
+        assert "hunter2" not in repr(c) + str(c.server_info())

@@ -707,11 +707,13 @@ def _with_inserted(scenario: Scenario, name: str, step: Step) -> Scenario:
     return replace(scenario, name=name, stream=(*scenario.stream[:at], step, *scenario.stream[at:]))
 
 
-def malformed_line(text: str = "Good events around a bad line.") -> Scenario:
-    """A with a ``data:`` line that is not JSON between two good events."""
-    return _with_inserted(
-        normal(text), "malformed_line", SendRaw(b'data: {"uuid":"oops", not json\n\n')
-    )
+def malformed_line(
+    text: str = "Good events around a bad line.",
+    line: bytes = b'data: {"uuid":"oops", not json\n\n',
+) -> Scenario:
+    """A with a ``data:`` line that is not JSON (or that no parser should accept, such as JSON
+    nested too deeply) between two good events."""
+    return _with_inserted(normal(text), "malformed_line", SendRaw(line))
 
 
 def unknown_event(text: str = "An event from the future is ignored.") -> Scenario:

@@ -263,3 +263,39 @@ def test_line_magic_typos_and_one_line_questions(kernel, kernel_server) -> None:
     asked = kernel.run(f'%allm -w {kernel_server.slugs[0]} -m chat "Is this one line?"')
     assert asked.status == "ok", asked.error_text
     assert kernel_server.chat_requests()[-1].json["message"] == "Is this one line?"
+
+
+def test_interrupt_wherever_it_lands_hangs_up_and_marks_the_reply(kernel, kernel_server) -> None:
+    """Long answers spend much of their time drawing: the stop must work there too."""
+    text = " ".join(f"word{i}" for i in range(3000))
+    kernel_server.queue(scenarios.trickle(text, delay=0.002))
+    msg_id = kernel.execute(ASK.format(slug=kernel_server.slugs[0], options="", question="q"))
+    while True:
+        msg = kernel.next_message(msg_id)
+        if msg["msg_type"] == "update_display_data" and "word0" in msg["content"]["data"].get(
+            "text/plain", ""
+        ):
+            break
+    kernel.interrupt()
+    run = kernel.collect(msg_id)
+    assert run.status == "error"
+    assert "stopped; the partial answer is kept above" in run.error_text
+    assert kernel_server.streams[-1].disconnected.wait(5), "the server did not see the hang-up"
+    check = kernel.run(f"print(_allm.interrupted, _allm.complete, len(_allm.text) < {len(text)})")
+    assert check.text.strip() == "True False True"
+    assert "Stopped by the user" in run.final_markdown
+
+
+def test_stray_words_on_the_cell_line_are_an_error(kernel, kernel_server) -> None:
+    run = kernel.run("%%allm workspace scratchpad mode query\nhello")
+    assert run.status == "error"
+    assert "Unexpected 'workspace' on the %%allm line: options are name=value" in run.error_text
+
+
+def test_line_magic_question_follows_our_interpolation_and_raw(kernel, kernel_server) -> None:
+    kernel.run("price = 'P'; x = 'X'")
+    slug = kernel_server.slugs[0]
+    kernel.run(f'%allm -w {slug} -m chat raw "keep {{x}}, costs $price"')
+    assert kernel_server.chat_requests()[-1].json["message"] == "keep {x}, costs $price"
+    kernel.run(f"%allm -w {slug} -m chat \"about {{x}} and {{'a': 1}}\"")
+    assert kernel_server.chat_requests()[-1].json["message"] == "about X and {'a': 1}"
