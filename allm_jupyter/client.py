@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import EventSource
 
+from ._json import objects, text
 from .errors import (
     API_KEY_ENV,
     AllmError,
@@ -385,13 +386,11 @@ class Client:
             return ServerInfo(self.base_url, reachable=False, reason=str(exc))
         except AllmError as exc:
             return ServerInfo(self.base_url, reachable=True, reason=str(exc))
-        version = data.get("appVersion")
-        mode = data.get("mode")
         return ServerInfo(
             self.base_url,
             reachable=True,
-            version=version if isinstance(version, str) else None,
-            mode=mode if isinstance(mode, str) else None,
+            version=text(data.get("appVersion")),
+            mode=text(data.get("mode")),
         )
 
     def auth(self) -> bool:
@@ -404,7 +403,7 @@ class Client:
 
     def workspaces(self) -> list[Workspace]:
         data = self._request("GET", "/v1/workspaces")
-        return [Workspace.from_wire(r) for r in _rows(data.get("workspaces"))]
+        return [Workspace.from_wire(r) for r in objects(data.get("workspaces"))]
 
     def workspace(self, slug: str) -> Workspace:
         """One workspace with its documents; an unknown slug raises with the available ones."""
@@ -449,7 +448,7 @@ class Client:
                 workspace=slug,
                 thread=thread,
             )
-            messages = [HistoryMessage.from_wire(r) for r in _rows(data.get("history"))]
+            messages = [HistoryMessage.from_wire(r) for r in objects(data.get("history"))]
             return messages[-2 * limit :] if limit else messages
         params: dict[str, Any] = {"limit": limit, "orderBy": "desc"}
         if session_id:
@@ -457,7 +456,7 @@ class Client:
         data = self._request(
             "GET", f"/v1/workspace/{_segment(slug)}/chats", params=params, workspace=slug
         )
-        return _oldest_first([HistoryMessage.from_wire(r) for r in _rows(data.get("history"))])
+        return _oldest_first([HistoryMessage.from_wire(r) for r in objects(data.get("history"))])
 
     def vector_search(
         self, slug: str, query: str, top_n: int = 4, score_threshold: float | None = None
@@ -468,7 +467,7 @@ class Client:
         data = self._request(
             "POST", f"/v1/workspace/{_segment(slug)}/vector-search", json=body, workspace=slug
         )
-        return [SearchResult.from_wire(r) for r in _rows(data.get("results"))]
+        return [SearchResult.from_wire(r) for r in objects(data.get("results"))]
 
     def upload(self, path: str | Path, slug: str) -> list[Document]:
         """Upload a file, embed it into the workspace, and check that it really got there.
@@ -491,7 +490,7 @@ class Client:
                 )
         except ServerError as exc:  # a parse failure is a 500 with {"success": false, "error"}
             data = {"error": exc.detail}
-        locations = [d["location"] for d in _rows(data.get("documents")) if d.get("location")]
+        locations = [d["location"] for d in objects(data.get("documents")) if d.get("location")]
         if not data.get("success") or not locations:
             reason = data.get("error") or "no document was produced"
             raise UploadError(
@@ -579,11 +578,6 @@ class Client:
         for _ in stream:
             pass
         return stream.reply
-
-
-def _rows(value: Any) -> list[dict[str, Any]]:
-    """The objects of a JSON list the server may also send as ``null`` (a failed DB query)."""
-    return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
 
 
 def _segment(value: str) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import integer, items, mapping, text
+
 
 def _turn_id(data: dict[str, Any]) -> str | None:
     value = data.get("uuid") or data.get("id")
@@ -23,23 +25,6 @@ def _error(data: dict[str, Any]) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
     return None
-
-
-def _text(value: Any) -> str | None:
-    """``textResponse`` may be null, a string, or (for skill events) a JSON object."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return None
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else []
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -143,51 +128,49 @@ def parse_event(data: dict[str, Any]) -> Event:
     if kind == "textResponseChunk":
         return TextResponseChunk(
             turn_id=turn,
-            text=_text(data.get("textResponse")) or "",
+            text=text(data.get("textResponse")) or "",
             close=bool(data.get("close")),
             error=_error(data),
-            sources=_list(data.get("sources")),
-            metrics=_dict(data.get("metrics")),
+            sources=items(data.get("sources")),
+            metrics=mapping(data.get("metrics")),
         )
     if kind == "textResponse":
         raw = data.get("textResponse")
         return TextResponse(
             turn_id=turn,
-            text=_text(raw),
+            text=text(raw),
             payload=None if raw is None or isinstance(raw, str) else raw,
-            sources=_list(data.get("sources")),
-            metrics=_dict(data.get("metrics")),
+            sources=items(data.get("sources")),
+            metrics=mapping(data.get("metrics")),
             error=_error(data),
         )
     if kind == "finalizeResponseStream":
-        chat_id = data.get("chatId")
         return FinalizeResponseStream(
             turn_id=turn,
-            chat_id=chat_id if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None,
-            metrics=_dict(data.get("metrics")),
-            sources=_list(data.get("sources")),
-            text=_text(data.get("textResponse")),
-            thoughts=[str(t) for t in _list(data.get("thoughts"))],
-            outputs=_list(data.get("outputs")),
+            chat_id=integer(data.get("chatId")),
+            metrics=mapping(data.get("metrics")),
+            sources=items(data.get("sources")),
+            text=text(data.get("textResponse")),
+            thoughts=[str(t) for t in items(data.get("thoughts"))],
+            outputs=items(data.get("outputs")),
             error=_error(data),
         )
     if kind == "abort":
         return Abort(
             turn_id=turn,
             error=_error(data) or "The server aborted the answer without a reason.",
-            metrics=_dict(data.get("metrics")),
+            metrics=mapping(data.get("metrics")),
         )
     if kind == "agentThought":
         return AgentThought(turn_id=turn, thought=str(data.get("thought") or ""))
     if kind == "usageMetrics":
-        return UsageMetrics(turn_id=turn, metrics=_dict(data.get("metrics")))
+        return UsageMetrics(turn_id=turn, metrics=mapping(data.get("metrics")))
     if kind == "fileDownload":
-        info = _dict(data.get("fileDownload"))
-        size = info.get("fileSize")
+        info = mapping(data.get("fileDownload"))
         return FileDownload(
             turn_id=turn,
             filename=str(info.get("filename") or ""),
             storage_filename=str(info.get("storageFilename") or ""),
-            file_size=size if isinstance(size, int) else None,
+            file_size=integer(info.get("fileSize")),
         )
     return UnknownEvent(type=str(kind), data=data)

@@ -6,15 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import integer, mapping, objects, text
 from .reply import Metrics, Source
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
@@ -36,15 +29,14 @@ class Document:
     def from_wire(cls, row: dict[str, Any]) -> Document:
         raw_meta = row.get("metadata")
         try:  # the server stores metadata as a JSON *string*
-            meta = json.loads(raw_meta) if isinstance(raw_meta, str) else dict(raw_meta or {})
+            meta = mapping(json.loads(raw_meta) if isinstance(raw_meta, str) else raw_meta)
         except ValueError:
             meta = {}
-        title = meta.get("title") if isinstance(meta, dict) else None
         return cls(
-            docpath=_str(row.get("docpath")),
-            filename=_str(row.get("filename")),
-            title=title if isinstance(title, str) else None,
-            metadata=meta if isinstance(meta, dict) else {},
+            docpath=text(row.get("docpath")) or "",
+            filename=text(row.get("filename")) or "",
+            title=text(meta.get("title")),
+            metadata=meta,
         )
 
 
@@ -59,19 +51,17 @@ class Workspace:
 
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> Workspace:
-        slug = _str(row.get("slug"))
+        slug = text(row.get("slug")) or ""
         return cls(
             slug=slug,
-            name=_str(row.get("name")) or slug,
-            chat_mode=row.get("chatMode") if isinstance(row.get("chatMode"), str) else None,
+            name=text(row.get("name")) or slug,
+            chat_mode=text(row.get("chatMode")),
             threads=tuple(
-                Thread(slug=_str(t.get("slug")), name=t.get("name") or None)
-                for t in _list(row.get("threads"))
-                if isinstance(t, dict) and t.get("slug")
+                Thread(slug=thread_slug, name=text(t.get("name")) or None)
+                for t in objects(row.get("threads"))
+                if (thread_slug := text(t.get("slug")))
             ),
-            documents=tuple(
-                Document.from_wire(d) for d in _list(row.get("documents")) if isinstance(d, dict)
-            ),
+            documents=tuple(Document.from_wire(d) for d in objects(row.get("documents"))),
             raw=row,
         )
 
@@ -88,7 +78,7 @@ class SearchResult:
 
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> SearchResult:
-        meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
+        meta = mapping(row.get("metadata"))
         source = Source.from_wire({**meta, "text": row.get("text"), "score": row.get("score")})
         return cls(
             text=source.snippet,
@@ -111,20 +101,14 @@ class HistoryMessage:
 
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> HistoryMessage:
-        sent_at = row.get("sentAt")
-        chat_id = row.get("chatId")
         return cls(
-            role=_str(row.get("role")),
-            content=_str(row.get("content")),
-            sent_at=sent_at if isinstance(sent_at, int) else None,
-            chat_id=chat_id if isinstance(chat_id, int) else None,
-            mode=row.get("type") if isinstance(row.get("type"), str) else None,
-            sources=tuple(
-                Source.from_wire(s) for s in _list(row.get("sources")) if isinstance(s, dict)
-            ),
-            metrics=Metrics.from_wire(row["metrics"])
-            if isinstance(row.get("metrics"), dict)
-            else None,
+            role=text(row.get("role")) or "",
+            content=text(row.get("content")) or "",
+            sent_at=integer(row.get("sentAt")),
+            chat_id=integer(row.get("chatId")),
+            mode=text(row.get("type")),
+            sources=tuple(Source.from_wire(s) for s in objects(row.get("sources"))),
+            metrics=Metrics.from_wire(mapping(row.get("metrics"))),
         )
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import nonempty, number, objects, text
 from .events import (
     Abort,
     AgentThought,
@@ -26,21 +27,6 @@ from .events import (
 _METADATA_HEADER = re.compile(r"^\s*<document_metadata>.*?</document_metadata>\s*", re.DOTALL)
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _integer(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None else None
-
-
-def _string(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)
@@ -59,13 +45,13 @@ class Source:
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Source:
         return cls(
-            title=_string(data.get("title")) or _string(data.get("chunkSource")) or "Untitled",
-            text=data.get("text") if isinstance(data.get("text"), str) else "",
-            score=_number(data.get("score")),
-            url=_string(data.get("url")),
-            chunk_source=_string(data.get("chunkSource")),
-            doc_source=_string(data.get("docSource")),
-            published=_string(data.get("published")),
+            title=nonempty(data.get("title")) or nonempty(data.get("chunkSource")) or "Untitled",
+            text=text(data.get("text")) or "",
+            score=number(data.get("score")),
+            url=nonempty(data.get("url")),
+            chunk_source=nonempty(data.get("chunkSource")),
+            doc_source=nonempty(data.get("docSource")),
+            published=nonempty(data.get("published")),
             raw=data,
         )
 
@@ -104,17 +90,23 @@ class Metrics:
         if not data:
             return None
         return cls(
-            model=_string(data.get("model")),
-            provider=_string(data.get("provider")),
-            prompt_tokens=_integer(data.get("prompt_tokens")),
-            completion_tokens=_integer(data.get("completion_tokens")),
-            total_tokens=_integer(data.get("total_tokens")),
-            output_tps=_number(data.get("outputTps")),
-            duration=_number(data.get("duration")),
-            timestamp=_string(data.get("timestamp")),
-            total_cost=_number(data.get("totalCost")),
+            model=nonempty(data.get("model")),
+            provider=nonempty(data.get("provider")),
+            prompt_tokens=_count(data.get("prompt_tokens")),
+            completion_tokens=_count(data.get("completion_tokens")),
+            total_tokens=_count(data.get("total_tokens")),
+            output_tps=number(data.get("outputTps")),
+            duration=number(data.get("duration")),
+            timestamp=nonempty(data.get("timestamp")),
+            total_cost=number(data.get("totalCost")),
             raw=data,
         )
+
+
+def _count(value: Any) -> int | None:
+    """Token counts: some providers send them as floats."""
+    amount = number(value)
+    return int(amount) if amount is not None else None
 
 
 def split_reasoning(text: str) -> tuple[str | None, str]:
@@ -242,7 +234,7 @@ class ReplyBuilder:
         self, sources: list[dict[str, Any]], metrics: dict[str, Any], error: str | None
     ) -> None:
         if sources:
-            self._sources = tuple(Source.from_wire(s) for s in sources if isinstance(s, dict))
+            self._sources = tuple(Source.from_wire(s) for s in objects(sources))
         parsed = Metrics.from_wire(metrics)
         if parsed is not None:
             self._metrics = parsed

@@ -149,10 +149,9 @@ class NotebookView:
 class TerminalView:
     """Plain IPython in a terminal: print the answer as it grows, then sources and footer."""
 
-    def __init__(self, workspace: str, *, stream: TextIO | None = None) -> None:
+    def __init__(self, *, stream: TextIO | None = None) -> None:
         self._out = stream or sys.stdout
         self._printed = ""
-        self._workspace = workspace
 
     def show(self, reply: Reply) -> None:
         answer = terminal_text(split_reasoning(reply.text)[1])
@@ -174,4 +173,4 @@ View = NotebookView | TerminalView
 
 
 def make_view(workspace: str, *, rich: bool) -> View:
-    return NotebookView(workspace) if rich else TerminalView(workspace)
+    return NotebookView(workspace) if rich else TerminalView()
