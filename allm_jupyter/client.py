@@ -141,8 +141,10 @@ class ChatStream:
         builder: ReplyBuilder,
         workspace: str,
         thread: str | None,
+        timeout: float,
     ) -> None:
         self._client = client
+        self._timeout = timeout
         self._path = path
         self._body = body
         self._builder = builder
@@ -163,7 +165,9 @@ class ChatStream:
     def _events(self) -> Generator[Event, None, None]:
         client = self._client
         try:
-            with client._open_stream(self._path, self._body, self._workspace, self._thread) as sse:
+            with client._open_stream(
+                self._path, self._body, self._workspace, self._thread, self._timeout
+            ) as sse:
                 for message in sse.iter_sse():
                     try:
                         data = json.loads(message.data)
@@ -180,7 +184,7 @@ class ChatStream:
             raise
         except httpx.TimeoutException:
             raise StreamTimeoutError(
-                f"No data arrived from the server for {client.timeout:g} s, so the answer was cut "
+                f"No data arrived from the server for {self._timeout:g} s, so the answer was cut "
                 "off; raise the timeout (timeout=SECONDS) if the model is slow.",
                 reply=self._builder.reply,
             ) from None
@@ -243,7 +247,7 @@ class Client:
         self._http = httpx.Client(
             base_url=root + "/api",
             auth=_BearerAuth(self._api_key),
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            timeout=_timeouts(self.timeout),
             transport=transport,
             headers={"User-Agent": "allm-jupyter"},
         )
@@ -281,8 +285,9 @@ class Client:
         except httpx.ConnectTimeout as exc:
             raise self._unreachable(exc) from None
         except httpx.TimeoutException:
+            seconds = request.extensions.get("timeout", {}).get("read") or self.timeout
             raise StreamTimeoutError(
-                f"The server at {self.base_url} sent no answer for {self.timeout:g} s; raise the "
+                f"The server at {self.base_url} sent no answer for {seconds:g} s; raise the "
                 "timeout (timeout=SECONDS) if it is slow."
             ) from None
         except httpx.TransportError as exc:
@@ -313,15 +318,16 @@ class Client:
             )
         return data
 
-    def _send_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self._send(self._http.build_request("POST", path, json=body), stream=True)
+    def _send_stream(self, path: str, body: dict[str, Any], timeout: float) -> httpx.Response:
+        request = self._http.build_request("POST", path, json=body, timeout=_timeouts(timeout))
+        return self._send(request, stream=True)
 
     @contextmanager
     def _open_stream(
-        self, path: str, body: dict[str, Any], workspace: str, thread: str | None
+        self, path: str, body: dict[str, Any], workspace: str, thread: str | None, timeout: float
     ) -> Iterator[EventSource]:
         """An SSE source over a response checked to be a stream; pre-stream errors are raised."""
-        response = self._send_stream(path, body)
+        response = self._send_stream(path, body, timeout)
         try:
             if (
                 response.status_code == 400
@@ -332,7 +338,7 @@ class Client:
                 response.close()
                 logger.info("server rejected mode 'automatic'; retrying in 'chat' mode")
                 body["mode"] = "chat"
-                response = self._send_stream(path, body)
+                response = self._send_stream(path, body, timeout)
             content_type = response.headers.get("content-type", "").partition(";")[0].strip()
             if response.status_code != 200 or content_type != "text/event-stream":
                 response.read()
@@ -486,7 +492,7 @@ class Client:
                     "POST",
                     "/v1/document/upload",
                     files={"file": (file_path.name, handle, mime)},
-                    timeout=max(self.timeout, _EMBED_TIMEOUT),
+                    timeout=_timeouts(max(self.timeout, _EMBED_TIMEOUT)),
                 )
         except ServerError as exc:  # a parse failure is a 500 with {"success": false, "error"}
             data = {"error": exc.detail}
@@ -501,7 +507,7 @@ class Client:
             f"/v1/workspace/{_segment(slug)}/update-embeddings",
             json={"adds": locations, "deletes": []},
             workspace=slug,
-            timeout=max(self.timeout, _EMBED_TIMEOUT),
+            timeout=_timeouts(max(self.timeout, _EMBED_TIMEOUT)),
         )
         embedded = {d.docpath: d for d in self.workspace(slug).documents}
         missing = [loc for loc in locations if loc not in embedded]
@@ -524,8 +530,12 @@ class Client:
         thread: str | None = None,
         reset: bool = False,
         attachments: Sequence[Mapping[str, str]] | None = None,
+        timeout: float | None = None,
     ) -> ChatStream:
-        """Ask a question and iterate its typed events as they arrive (workspace or thread route)."""
+        """Ask a question and iterate its typed events as they arrive (workspace or thread route).
+
+        ``timeout`` overrides the client's idle timeout for this answer only.
+        """
         message = message or ""
         if not message.strip() and not reset:
             raise ConfigurationError("The question is empty; write it in the cell body.")
@@ -552,7 +562,9 @@ class Client:
             session_id=session_id,
             reset_only=reset and not message.strip(),
         )
-        return ChatStream(self, path + "/stream-chat", body, builder, slug, thread)
+        return ChatStream(
+            self, path + "/stream-chat", body, builder, slug, thread, timeout or self.timeout
+        )
 
     def chat(
         self,
@@ -564,6 +576,7 @@ class Client:
         thread: str | None = None,
         reset: bool = False,
         attachments: Sequence[Mapping[str, str]] | None = None,
+        timeout: float | None = None,
     ) -> Reply:
         """Ask a question and return the whole :class:`Reply` (the stream, folded)."""
         stream = self.stream_chat(
@@ -574,10 +587,16 @@ class Client:
             thread=thread,
             reset=reset,
             attachments=attachments,
+            timeout=timeout,
         )
         for _ in stream:
             pass
         return stream.reply
+
+
+def _timeouts(seconds: float) -> httpx.Timeout:
+    """``seconds`` without a byte before giving up; connecting should never take that long."""
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
 def _segment(value: str) -> str:

@@ -244,10 +244,14 @@ class AllmMagics(Magics):
         )
 
     def client(self, settings: ResolvedSettings) -> Client:
-        """One HTTP client per server, timeout and key, reused across cells (keeps the connection)."""
+        """One HTTP client per server and key, reused across cells (keeps the connection).
+
+        Its timeout is the configured one; a cell's ``timeout=`` applies to that answer only.
+        """
         from .client import Client
 
-        url, timeout = str(settings.base_url.value), float(settings.timeout.value)
+        url = str(settings.base_url.value)
+        timeout = float(self.timeout or DEFAULT_TIMEOUT)
         key = (url, timeout, settings.api_key)
         client = self._clients.get(key)
         if client is None:
@@ -312,6 +316,7 @@ class AllmMagics(Magics):
             session_id=options.session or session.session_id,
             thread=thread,
             reset=options.reset,
+            timeout=settings.timeout.value,
         )
         rich = self.shell is None or "text/markdown" in self.shell.display_formatter.active_types
         from .view import make_view
