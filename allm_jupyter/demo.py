@@ -38,13 +38,7 @@ def demo_environment() -> Iterator[dict[str, str]]:
     from .testing import StandInServer
 
     with StandInServer() as server:
-        env.update(
-            {
-                BASE_URL_ENV: server.base_url,
-                API_KEY_ENV: server.api_key,
-                WORKSPACE_ENV: server.slugs[0],
-            }
-        )
+        env = server.environ(env)
         print(
             f"No {BASE_URL_ENV} set: started the bundled stand-in server at {server.base_url}\n"
             f"(workspaces: {', '.join(server.slugs)}). Set {BASE_URL_ENV} and {API_KEY_ENV} "

@@ -7,7 +7,6 @@ The comparison point is the pattern of re-sending the whole text on every token,
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
@@ -36,13 +35,8 @@ def read_with_client(server: StandInServer, text: str) -> float:
 
 
 def run_in_kernel(server: StandInServer, text: str) -> tuple[int, int, float]:
-    env = {
-        **os.environ,
-        "ANYTHING_LLM_BASE_URL": server.base_url,
-        "ANYTHING_LLM_API_KEY": server.api_key,
-    }
     manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env)
+    manager.start_kernel(env=server.environ())
     client = manager.client()
     client.start_channels()
     try:

@@ -9,7 +9,6 @@ blank line, the streamed text, and a newline.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,10 +47,8 @@ def cli() -> str:
 
 def run(cli: str, server: StandInServer, *args: str) -> str:
     """Run ``any`` against the server; returns stdout after checking that the key never shows."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ANYTHING_LLM_", "ANYTHINGLLM_"))
-    }
-    env |= {"ANYTHING_LLM_BASE_URL": server.base_url, "ANYTHING_LLM_API_KEY": server.api_key}
+    env = {k: v for k, v in server.environ().items() if not k.startswith("ANYTHINGLLM_")}
+    del env["ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG"]  # the tests name the workspace with -w
     done = subprocess.run(
         [cli, *args],
         env=env,

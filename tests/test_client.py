@@ -344,7 +344,7 @@ def test_bad_urls_and_url_passwords(allm_server: StandInServer) -> None:
 
 def test_a_timeout_for_one_answer_only(client: Client, allm_server: StandInServer) -> None:
     allm_server.queue(scenarios.stall("slow "))
-    with pytest.raises(StreamTimeoutError, match="for 0.5 s") as caught:
+    with pytest.raises(StreamTimeoutError, match=r"for 0\.5 s") as caught:
         client.chat(allm_server.slugs[0], "q", mode="chat", timeout=0.5)
     assert caught.value.reply is not None and caught.value.reply.text == "slow "
     assert client.timeout == 10

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,13 +53,7 @@ class Executed:
 def execute(name: str, server: StandInServer) -> Executed:
     """Run a notebook in a fresh kernel whose environment points at ``server``."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
-    env.update(
-        ANYTHING_LLM_BASE_URL=server.base_url,
-        ANYTHING_LLM_API_KEY=server.api_key,
-        ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=server.slugs[0],
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-    )
+    env = server.environ() | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     NotebookClient(nb, timeout=60, kernel_name="python3").execute(cwd=str(NOTEBOOKS), env=env)
     return Executed(nb, server)
 

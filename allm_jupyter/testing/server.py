@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import json
 import math
+import os
 import re
 import secrets
 import select
@@ -882,6 +883,22 @@ class StandInServer:
         """One record per stream-chat response played so far, oldest first (a copy)."""
         with self._lock:
             return list(self._streams)
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) pointed at this server, for a kernel,
+        a Jupyter server or a CLI: the ``ANYTHING_LLM_*`` variables name this server, its key and
+        its first workspace, and none of the user's own settings leak in."""
+        env = {
+            name: value
+            for name, value in (os.environ if base is None else base).items()
+            if not name.startswith("ANYTHING_LLM_")
+        }
+        env.update(
+            ANYTHING_LLM_BASE_URL=self.base_url,
+            ANYTHING_LLM_API_KEY=self.api_key,
+            ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=self.slugs[0],
+        )
+        return env
 
     def chat_requests(self) -> list[RecordedRequest]:
         """The recorded chat and stream-chat requests (workspace and thread routes)."""

@@ -55,14 +55,7 @@ _SETTINGS = {
 
 def standin_env(server: StandInServer) -> dict[str, str]:
     """This process's environment pointed at ``server`` (and at nothing the user configured)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
-    env.update(
-        ANYTHING_LLM_BASE_URL=server.base_url,
-        ANYTHING_LLM_API_KEY=server.api_key,
-        ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=server.slugs[0],
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-    )
-    return env
+    return server.environ() | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
 @dataclass(frozen=True)

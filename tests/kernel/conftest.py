@@ -7,7 +7,6 @@ message of that execution, so tests assert on exactly what a notebook would rece
 from __future__ import annotations
 
 import json
-import os
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,14 +121,9 @@ class KernelSession:
 
 
 def kernel_env(server: StandInServer, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
-    env.update(
-        ANYTHING_LLM_BASE_URL=server.base_url,
-        ANYTHING_LLM_API_KEY=server.api_key,
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-    )
-    env.update(extra)
-    return env
+    env = server.environ() | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    del env["ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG"]  # these tests choose workspaces themselves
+    return env | extra
 
 
 @pytest.fixture(scope="module")
