@@ -98,7 +98,7 @@ def table(magics: AllmMagics) -> dict[str, Callable[[str], Any]]:
             ("version", info.version or "unknown"),
             ("workspace", settings.workspace.value or "none chosen"),
         ]
-        show_table("AnythingLLM status", ("", ""), rows)
+        show_table("AnythingLLM status", ("", "state"), rows)
 
     def workspaces(_: str) -> None:
         settings = magics.resolve()

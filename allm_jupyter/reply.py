@@ -168,6 +168,12 @@ class Reply:
     def __str__(self) -> str:
         return self.answer
 
+    def _repr_markdown_(self) -> str:
+        """``_allm`` on its own in a cell shows the reply as the magic did, escaped."""
+        from .render import render_markdown
+
+        return render_markdown(self, final=True)
+
 
 @dataclass
 class ReplyBuilder:

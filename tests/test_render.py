@@ -573,3 +573,9 @@ def test_a_long_answer_renders_fast() -> None:
     assert len(answer) == 200_000 and "a &lt; b &amp; c" in markdown and "'<b>'" in markdown
     assert cold < 0.5, f"{cold:.3f} s"
     assert streaming < 0.5, f"{streaming:.3f} s"
+
+
+def test_a_reply_shows_itself_as_the_magic_does() -> None:
+    reply = Reply(text="Hi <b>there</b>", complete=True)
+    assert reply._repr_markdown_() == render_markdown(reply, final=True)
+    assert "<b>" not in reply._repr_markdown_()
