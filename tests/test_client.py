@@ -23,7 +23,7 @@ from allm_jupyter import (
     WorkspaceNotFoundError,
 )
 from allm_jupyter.events import TextResponseChunk
-from allm_jupyter.testing import StandInServer, scenarios
+from allm_jupyter.testing import RESET_TEXT, StandInServer, scenarios
 
 
 @pytest.fixture
@@ -226,7 +226,8 @@ def test_old_server_gets_chat_mode_after_automatic_is_refused() -> None:
 def test_session_and_reset_are_sent(client, allm_server) -> None:
     slug = allm_server.slugs[0]
     client.chat(slug, "first", mode="chat", session_id="nb-1")
-    client.chat(slug, "", session_id="nb-1", reset=True)
+    confirmation = client.chat(slug, "", session_id="nb-1", reset=True)
+    assert confirmation.text == RESET_TEXT and not confirmation.refusal and confirmation.complete
     sent = [r.json for r in allm_server.chat_requests()]
     assert sent[0] == {"message": "first", "mode": "chat", "sessionId": "nb-1"}
     assert sent[1] == {"message": "", "sessionId": "nb-1", "reset": True}
