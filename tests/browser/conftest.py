@@ -1,4 +1,7 @@
-"""One stand-in server, one JupyterLab and one Chromium per module; a fresh page per test.
+"""One stand-in server, one Jupyter front end and one Chromium per module; a fresh page per test.
+
+The front end is JupyterLab unless the module overrides the ``frontend`` fixture (as
+``test_notebook7.py`` does with Notebook 7).
 
 Every test gets its own browser context, which fails the test if the page asked anything but
 loopback: the suite must never reach for the internet.
@@ -16,7 +19,17 @@ from playwright.sync_api import Browser, Page, Request
 
 from allm_jupyter.testing import StandInServer
 
-from .lab import CHROMIUM, VIEWPORT, Lab, Notebook, chromium, running_lab, standin_env
+from .lab import (
+    CHROMIUM,
+    JUPYTERLAB,
+    VIEWPORT,
+    Frontend,
+    Jupyter,
+    Notebook,
+    chromium,
+    running_jupyter,
+    standin_env,
+)
 
 HERE = Path(__file__).resolve().parent
 _LOCAL_SCHEMES = ("data", "blob", "about")
@@ -39,8 +52,17 @@ def standin() -> Iterator[StandInServer]:
 
 
 @pytest.fixture(scope="module")
-def lab(standin: StandInServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with running_lab(tmp_path_factory.mktemp("lab"), standin_env(standin)) as running:
+def frontend() -> Frontend:
+    """The front end this module's tests run in: a module overrides this to pick another."""
+    return JUPYTERLAB
+
+
+@pytest.fixture(scope="module")
+def jupyter(
+    frontend: Frontend, standin: StandInServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Jupyter]:
+    workdir = tmp_path_factory.mktemp(frontend.module)
+    with running_jupyter(frontend, workdir, standin_env(standin)) as running:
         yield running
 
 
@@ -70,8 +92,8 @@ def page(browser: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def open_notebook(
-    page: Page, lab: Lab, request: pytest.FixtureRequest
+    page: Page, jupyter: Jupyter, request: pytest.FixtureRequest
 ) -> Callable[[Sequence[str]], Notebook]:
     """Open a notebook named after the test with these code cells, its kernel idle."""
     name = re.sub(r"\W+", "-", request.node.name).strip("-")
-    return lambda cells: Notebook(page, lab, name, cells)
+    return lambda cells: Notebook(page, jupyter, name, cells)
