@@ -1,7 +1,7 @@
 """One stand-in server, one Jupyter front end and one Chromium per module; a fresh page per test.
 
-The front end is JupyterLab unless the module overrides the ``frontend`` fixture (as
-``test_notebook7.py`` does with Notebook 7).
+The front end is JupyterLab unless a test is parametrized over ``frontend`` (``test_lab.BOTH``
+runs it in JupyterLab and in Notebook 7).
 
 Every test gets its own browser context, which fails the test if the page asked anything but
 loopback: the suite must never reach for the internet.
@@ -52,9 +52,9 @@ def standin() -> Iterator[StandInServer]:
 
 
 @pytest.fixture(scope="module")
-def frontend() -> Frontend:
-    """The front end this module's tests run in: a module overrides this to pick another."""
-    return JUPYTERLAB
+def frontend(request: pytest.FixtureRequest) -> Frontend:
+    """The front end a test runs in: JupyterLab, unless it is parametrized with ``BOTH``."""
+    return getattr(request, "param", JUPYTERLAB)
 
 
 @pytest.fixture(scope="module")

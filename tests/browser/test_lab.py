@@ -1,4 +1,10 @@
-"""``%%allm`` in a real JupyterLab: streaming in place, no script from answers, picker, saving."""
+"""``%%allm`` in a real JupyterLab and Jupyter Notebook 7: streaming in place, no script from
+answers, the picker; and in JupyterLab, saving.
+
+Notebook 7 renders notebooks with JupyterLab's widgets in its own shell (one notebook per page,
+no status bar, no tabs), so the same tests and selectors serve both; what differs is how the
+server starts and how the page tells that the kernel is idle (``lab.NOTEBOOK7``).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,18 @@ from collections.abc import Callable, Sequence
 from itertools import dropwhile
 
 import nbformat
+import pytest
 from playwright.sync_api import Locator, expect
 
 from allm_jupyter.testing import StandInServer, scenarios
 from allm_jupyter.testing.data import SEED_WORKSPACES
 
-from .lab import Notebook
+from .lab import JUPYTERLAB, NOTEBOOK7, Notebook
 
 OpenNotebook = Callable[[Sequence[str]], Notebook]
+BOTH = pytest.mark.parametrize(
+    "frontend", [JUPYTERLAB, NOTEBOOK7], ids=["lab", "notebook7"], indirect=True, scope="module"
+)
 LOAD = "%load_ext allm_jupyter"
 
 ANSWER = (
@@ -65,6 +75,7 @@ def rendered_answer(output: Locator) -> Locator:
     return output.locator(".jp-RenderedMarkdown")
 
 
+@BOTH
 def test_answer_streams_into_one_output(
     open_notebook: OpenNotebook, standin: StandInServer
 ) -> None:
@@ -95,6 +106,7 @@ def test_answer_streams_into_one_output(
     expect(answer.locator("p > em")).to_contain_text(scenarios.MODEL)
 
 
+@BOTH
 def test_answer_markup_never_runs_script(
     open_notebook: OpenNotebook, standin: StandInServer
 ) -> None:
@@ -118,6 +130,7 @@ def test_answer_markup_never_runs_script(
         expect(answer).to_contain_text(markup)  # shown as text, not dropped
 
 
+@BOTH
 def test_picker_choice_is_what_the_next_cell_asks(
     open_notebook: OpenNotebook, standin: StandInServer
 ) -> None:
