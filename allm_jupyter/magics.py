@@ -286,7 +286,7 @@ class AllmMagics(Magics):
 
     @cell_magic
     def allm(self, line: str, cell: str) -> None:
-        """Ask the cell body. Options: workspace=/-w, mode=/-m, thread=/-t, session=, out=,
+        """Ask the cell body. Options: workspace=/-w, mode=/-m, thread=/-t, session=/-s, out=/-o,
         timeout=, reset, raw. See ``%allm help``."""
         with _failing_cell():
             options = parse_options(line)
