@@ -6,6 +6,7 @@ present (reference §10), so every model reads its fields through these instead 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -33,10 +34,10 @@ def mapping(value: Any) -> dict[str, Any]:
 
 
 def number(value: Any) -> float | None:
-    """A JSON number as a float; booleans, strings and ``null`` are not numbers."""
+    """A finite JSON number as a float; booleans, strings, ``null`` and 1e400 are not numbers."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    return float(value) if math.isfinite(value) else None
 
 
 def integer(value: Any) -> int | None:

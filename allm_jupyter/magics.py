@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import CFloat, Enum, Unicode
+from traitlets import Bunch, CFloat, Enum, TraitError, Unicode, validate
 
 from .errors import AllmError, ConfigurationError
 from .render import terminal_text
@@ -41,7 +41,7 @@ from .settings import (
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from .client import Client
+    from .client import ChatStream, Client
     from .reply import Reply
 
 _OPTIONS: dict[str, str | None] = {
@@ -210,6 +210,15 @@ class AllmMagics(Magics):
         config=True
     )
 
+    @validate("timeout")
+    def _check_timeout(self, proposal: Bunch) -> float | None:
+        if proposal["value"] is None:
+            return None
+        try:
+            return parse_timeout(proposal["value"])
+        except ConfigurationError as exc:
+            raise TraitError(exc.message) from None
+
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._clients: dict[tuple[str, float, Secret], Client] = {}
@@ -298,6 +307,17 @@ class AllmMagics(Magics):
             self._ask(options, cell)
 
     def _ask(self, options: CellOptions, question: str) -> None:
+        try:
+            stream, slug = self._start(options, question)
+        except AllmError as exc:  # _allm must not keep the previous cell's reply
+            from .reply import Reply
+
+            self._keep(Reply(error=exc.message, workspace=options.workspace), options)
+            raise
+        self._show(stream, slug, options)
+
+    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str]:
+        """Resolve the settings and prepare the question's stream (nothing is sent yet)."""
         settings = self.resolve(options)
         slug = self.workspace_or_fail(settings)
         client = self.client(settings)
@@ -318,6 +338,10 @@ class AllmMagics(Magics):
             reset=options.reset,
             timeout=settings.timeout.value,
         )
+        return stream, slug
+
+    def _show(self, stream: ChatStream, slug: str, options: CellOptions) -> None:
+        """Stream the answer into the view; keep the reply, whole or partial, in ``_allm``."""
         rich = self.shell is None or "text/markdown" in self.shell.display_formatter.active_types
         from .view import make_view
 
@@ -338,8 +362,8 @@ class AllmMagics(Magics):
             reply = replace(stream.reply, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            stream.close()
             self._keep(reply, options)
+            stream.close()
             view.close(reply)
 
     def _keep(self, reply: Reply, options: CellOptions) -> None:
@@ -363,8 +387,8 @@ class AllmMagics(Magics):
             rest = words[1] if len(words) > 1 else ""
             commands = self._commands()
             handler = commands.get(command)
-            if handler is not None:
-                return handler(rest)
+            if handler is not None:  # a command's argument expands {x} and $x as IPython would
+                return handler(self.shell.var_expand(rest) if self.shell else rest)
             options = parse_options(line)
             if not options.words:
                 raise ConfigurationError(

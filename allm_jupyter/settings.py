@@ -73,7 +73,8 @@ def normalize_base_url(url: str) -> str:
         parts = urlsplit(text)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
         parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
-    except ValueError:
+        (parts.hostname or "").encode("idna")  # raises UnicodeError for "a..b"
+    except (ValueError, UnicodeError):
         valid = False
     if not valid:
         raise ConfigurationError(
@@ -89,14 +90,21 @@ def normalize_base_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` fit to show: a password in it (``https://user:pass@host``) becomes ``***``."""
+    """``url`` fit to show: a password in it (``https://user:pass@host``) becomes ``***``.
+
+    Errs on the side of hiding: everything from the first ``:`` of the authority to the last ``@``
+    is masked, so a password holding ``/`` or ``@`` is hidden too (and the URL of a server whose
+    path holds ``@`` is shown shortened, which is harmless).
+    """
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not (sep and at):
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, _ = rest.partition("?")[0].partition("#")[0].rpartition("@")
+    if not at or ":" not in userinfo:
         return url
     user = userinfo.partition(":")[0]
-    return f"{scheme}://{user}:***@{host}{slash}{path}"
+    tail = rest[len(userinfo) + 1 :]
+    return f"{scheme}{sep}{user}:***@{tail}"
 
 
 def env_base_url(environ: Mapping[str, str] | None = None) -> str | None:
@@ -157,13 +165,19 @@ def first_of(*candidates: tuple[Any, str]) -> Setting:
     return Setting(None, "unset")
 
 
+MAX_TIMEOUT = 86_400.0
+"""A day: longer than any model takes, shorter than what the clock functions can represent."""
+
+
 def parse_timeout(value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise ConfigurationError(f"timeout must be a number of seconds, not '{value}'.") from None
-    if not seconds > 0:
-        raise ConfigurationError(f"timeout must be more than 0 seconds, not '{value}'.")
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not '{value}'."
+        )
     return seconds
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from traitlets import TraitError
 
 from allm_jupyter.errors import ConfigurationError
 from allm_jupyter.magics import AllmMagics, CellOptions, interpolate, parse_options
-from allm_jupyter.settings import Secret, session
+from allm_jupyter.settings import Secret, normalize_base_url, redact_url, session
 
 
 def test_key_value_and_short_flags_are_equivalent() -> None:
@@ -44,7 +45,7 @@ def test_quoted_values_and_trailing_question_words() -> None:
         ("--verbose", "Unknown option '--verbose'"),
         ("mode=fast", "mode must be one of chat, query, automatic, not 'fast'."),
         ("timeout=soon", "timeout must be a number of seconds, not 'soon'."),
-        ("timeout=0", "timeout must be more than 0 seconds"),
+        ("timeout=0", "timeout must be more than 0 and at most 86400 seconds, not .0."),
         ("-w", "The option -w needs a value."),
         ("out=not-a-name", "out= needs a Python variable name"),
         ("api_key=abc", "The API key is never a magic option"),
@@ -152,3 +153,41 @@ def test_a_thread_is_used_only_in_its_workspace(clean) -> None:
     assert magics.resolve().thread.value is None
     session.choose(workspace="other", thread=None)
     assert session.thread_workspace is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://admin:hunter2@h:1", "http://admin:***@h:1"),
+        ("admin:hunter2@h:1", "admin:***@h:1"),
+        ("http://admin:hun/ter2@h:1", "http://admin:***@h:1"),
+        ("http://[::1]:3001", "http://[::1]:3001"),
+        ("http://user@h", "http://user@h"),
+        ("http://h:1/x?y=a:b@c", "http://h:1/x?y=a:b@c"),
+    ],
+)
+def test_url_passwords_are_masked(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_config_rows_mask_a_scheme_less_url_password(clean) -> None:
+    clean.setenv("ANYTHING_LLM_BASE_URL", "admin:hunter2@127.0.0.1:3001")
+    assert "hunter2" not in str(AllmMagics(shell=None).resolve().rows())
+    with pytest.raises(ConfigurationError) as caught:
+        normalize_base_url("admin:hunter2@127.0.0.1:notaport")
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://a..b:1", "http://[::1:3001", "http://h:99999", "ftp://h"])
+def test_malformed_urls_are_one_sentence(url: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"is not an http\(s\) URL"):
+        normalize_base_url(url)
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "-5", "0", "nan"])
+def test_timeouts_must_be_sane(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="timeout must be"):
+        parse_options(f"timeout={value}")
+    magics = AllmMagics(shell=None)
+    with pytest.raises(TraitError, match="timeout must be"):
+        magics.timeout = float(value)

@@ -24,6 +24,10 @@ OpenNotebook = Callable[[Sequence[str]], Notebook]
 BOTH = pytest.mark.parametrize(
     "frontend", [JUPYTERLAB, NOTEBOOK7], ids=["lab", "notebook7"], indirect=True, scope="module"
 )
+LAB_ONLY = pytest.mark.parametrize(
+    "frontend", [JUPYTERLAB], ids=["lab"], indirect=True, scope="module"
+)
+"""For what only Lab has (its tab's unsaved marker); shares the ``[lab]`` server with ``BOTH``."""
 LOAD = "%load_ext allm_jupyter"
 
 ANSWER = (
@@ -156,6 +160,7 @@ def test_picker_choice_is_what_the_next_cell_asks(
     )
 
 
+@LAB_ONLY
 def test_saved_notebook_holds_no_api_key(
     open_notebook: OpenNotebook, standin: StandInServer
 ) -> None:

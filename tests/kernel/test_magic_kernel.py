@@ -299,3 +299,20 @@ def test_line_magic_question_follows_our_interpolation_and_raw(kernel, kernel_se
     assert kernel_server.chat_requests()[-1].json["message"] == "keep {x}, costs $price"
     kernel.run(f"%allm -w {slug} -m chat \"about {{x}} and {{'a': 1}}\"")
     assert kernel_server.chat_requests()[-1].json["message"] == "about X and {'a': 1}"
+
+
+def test_command_arguments_expand_variables(kernel, kernel_server) -> None:
+    kernel.run(f"ws = {kernel_server.slugs[1]!r}")
+    used = kernel.run("%allm use $ws")
+    assert used.status == "ok", used.error_text
+    assert kernel_server.slugs[1] in used.text
+    kernel.run("from allm_jupyter.settings import session; session.choose(workspace=None)")
+
+
+def test_a_failure_before_the_answer_still_updates_allm(kernel, kernel_server) -> None:
+    kernel_server.queue(scenarios.normal("An earlier answer."))
+    assert ask(kernel, kernel_server).status == "ok"
+    failed = kernel.run("%%allm\nwhich workspace?")  # none chosen anywhere in this kernel
+    assert failed.status == "error"
+    check = kernel.run("print(repr(_allm.text), _allm.error[:24])")
+    assert check.text.strip() == "'' No workspace is chosen;"
