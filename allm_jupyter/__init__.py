@@ -1,7 +1,8 @@
 """Stream answers from an AnythingLLM server into Jupyter: ``%load_ext allm_jupyter``, then ``%%allm``.
 
-Importing the package is cheap on purpose (``%load_ext`` must not cost a second): the HTTP client,
-the widgets and the rest load on first use through the module ``__getattr__`` below.
+The public surface is this module: private modules behind it, each listed in ``__all__``. Importing
+it is cheap on purpose (``%load_ext`` must not cost a second): the HTTP client, the fold, the
+renderer and the widgets load on first use through the module ``__getattr__`` below.
 """
 
 from __future__ import annotations
@@ -22,12 +23,24 @@ from .errors import (
     UploadError,
     WorkspaceNotFoundError,
 )
+from .secret import Secret
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .client import ChatStream, Client
-    from .reply import Metrics, Reply, Source
+    from .events import Event
+    from .models import (
+        Document,
+        HistoryMessage,
+        Metrics,
+        SearchResult,
+        ServerInfo,
+        Source,
+        Thread,
+        Workspace,
+    )
+    from .reply import Reply
     from .widgets import WorkspacePicker
 
 __version__ = "0.1.0"
@@ -35,9 +48,16 @@ __version__ = "0.1.0"
 _LAZY = {
     "Client": "client",
     "ChatStream": "client",
+    "Event": "events",
     "Reply": "reply",
-    "Source": "reply",
-    "Metrics": "reply",
+    "Document": "models",
+    "HistoryMessage": "models",
+    "Metrics": "models",
+    "SearchResult": "models",
+    "ServerInfo": "models",
+    "Source": "models",
+    "Thread": "models",
+    "Workspace": "models",
     "WorkspacePicker": "widgets",
 }
 
@@ -51,13 +71,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext allm_jupyter``: register ``%%allm`` and ``%allm``."""
-    from .magics import load
+    from .magics import load  # traitlets and IPython's magic machinery only when loaded
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
-    from .magics import unload
+    from .magics import unload  # as in load: the magic loads with the extension only
 
     unload(ipython)
 
@@ -70,14 +90,22 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "ConnectionLostError",
+    "Document",
+    "Event",
+    "HistoryMessage",
     "Metrics",
     "Reply",
+    "SearchResult",
+    "Secret",
     "ServerError",
+    "ServerInfo",
     "ServerUnreachableError",
     "Source",
     "StreamTimeoutError",
+    "Thread",
     "ThreadNotFoundError",
     "UploadError",
+    "Workspace",
     "WorkspaceNotFoundError",
     "WorkspacePicker",
     "load_ipython_extension",

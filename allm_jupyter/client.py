@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import os
 import re
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,7 +25,6 @@ from httpx_sse import EventSource
 
 from ._json import objects, text
 from .errors import (
-    API_KEY_ENV,
     AllmError,
     AuthenticationError,
     ChatAbortedError,
@@ -40,15 +40,9 @@ from .errors import (
 from .events import Event, parse_event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply, ReplyBuilder
-from .settings import (
-    DEFAULT_BASE_URL,
-    DEFAULT_TIMEOUT,
-    Secret,
-    env_api_key,
-    env_base_url,
-    normalize_base_url,
-    redact_url,
-)
+from .secret import Secret
+from .settings import API_KEY_ENV, BASE_URL_ENV, DEFAULT_TIMEOUT, Origin, env_value
+from .urls import DEFAULT_BASE_URL, normalize_base_url, redact_url
 
 logger = logging.getLogger("allm_jupyter")
 
@@ -61,20 +55,22 @@ _MISSING_THREAD = re.compile(
     r"|^Thread not found$"
 )
 _EMBED_TIMEOUT = 600.0
+_Row = TypeVar("_Row")
 
 
 class _BearerAuth(httpx.Auth):
     """Adds ``Authorization: Bearer`` per request, reading the key from its wrapper only then."""
 
-    def __init__(self, secret: Secret) -> None:
+    def __init__(self, secret: Secret, origin: str) -> None:
         self._secret = secret
+        self._origin = origin
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._secret:
             if not self._secret.well_formed:
                 raise ConfigurationError(
-                    "The API key contains spaces or control characters; copy it again from "
-                    f"Settings > Developer API into {API_KEY_ENV}."
+                    f"The API key from {self._origin} contains spaces or control characters; "
+                    "copy it again from Settings > Developer API."
                 )
             request.headers["Authorization"] = "Bearer " + self._secret.reveal()
         yield request
@@ -110,8 +106,9 @@ def _error_detail(response: httpx.Response) -> str:
             data = None
         if isinstance(data, dict):
             for key in ("error", "message"):
-                if isinstance(data.get(key), str) and data[key].strip():
-                    return data[key].strip()
+                value = data.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
     if "html" in content_type or body.lstrip().lower().startswith(("<!doctype", "<html")):
         parser = _TitleParser()
         parser.feed(body)
@@ -224,7 +221,8 @@ class Client:
 
     ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too), ``api_key`` and
     ``timeout`` (seconds without any byte before a stream is given up) default to
-    ``ANYTHING_LLM_BASE_URL``, ``ANYTHING_LLM_API_KEY`` and 120 s.
+    ``ANYTHING_LLM_BASE_URL``, ``ANYTHING_LLM_API_KEY`` and 120 s. ``origin`` names where the URL
+    and key came from, for messages (the magic passes its settings' sources).
     """
 
     def __init__(
@@ -234,19 +232,27 @@ class Client:
         timeout: float | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
+        origin: Origin | None = None,
     ) -> None:
-        root = normalize_base_url(base_url or env_base_url() or DEFAULT_BASE_URL)
+        self._origin = origin or Origin(
+            base_url="Client(base_url=…)" if base_url else BASE_URL_ENV,
+            api_key="Client(api_key=…)" if api_key is not None else API_KEY_ENV,
+        )
+        root = normalize_base_url(
+            base_url or env_value(os.environ, BASE_URL_ENV) or DEFAULT_BASE_URL,
+            origin=self._origin.base_url,
+        )
         self.base_url = redact_url(root)
         """The server, as shown in messages (a password in the URL is masked)."""
         self._api_key = (
             api_key
             if isinstance(api_key, Secret)
-            else (Secret(api_key) if api_key is not None else env_api_key())
+            else Secret(api_key if api_key is not None else os.environ.get(API_KEY_ENV))
         )
         self.timeout = float(timeout) if timeout else DEFAULT_TIMEOUT
         self._http = httpx.Client(
             base_url=root + "/api",
-            auth=_BearerAuth(self._api_key),
+            auth=_BearerAuth(self._api_key, self._origin.api_key),
             timeout=_timeouts(self.timeout),
             transport=transport,
             headers={"User-Agent": "allm-jupyter"},
@@ -275,7 +281,7 @@ class Client:
             httpx.ConnectError: "connection refused or host not found",
             httpx.ConnectTimeout: "connection timed out",
         }.get(type(exc), type(exc).__name__)
-        return ServerUnreachableError(self.base_url, reason)
+        return ServerUnreachableError(self.base_url, reason, url_origin=self._origin.base_url)
 
     def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Send, turning transport failures into errors that name the server."""
@@ -362,7 +368,9 @@ class Client:
         """Raise the :class:`AllmError` that says what this error response means."""
         status = response.status_code
         if status == 403:
-            raise AuthenticationError(key_set=bool(self._api_key), base_url=self.base_url)
+            raise AuthenticationError(
+                key_set=bool(self._api_key), base_url=self.base_url, key_origin=self._origin.api_key
+            )
         detail = _error_detail(response)
         missing_thread = _MISSING_THREAD.match(detail)
         if thread and missing_thread:
@@ -385,18 +393,29 @@ class Client:
     # -- information ------------------------------------------------------------------------
 
     def server_info(self) -> ServerInfo:
-        """Reachability and version (``appVersion``); never raises for a server that is down."""
+        """Reachability, whether it is AnythingLLM, and its version; never raises."""
+        try:
+            ping = self._send(self._http.build_request("GET", "/ping"))
+        except AllmError as exc:
+            return ServerInfo(self.base_url, reachable=False, reason=exc.message)
+        if not _is_ping(ping):
+            kind = ping.headers.get("content-type", "").partition(";")[0] or "no content type"
+            answered = f"{ping.status_code} {ping.reason_phrase}"
+            answered += f", {kind}" if ping.status_code == 200 else ""
+            reason = f"not an AnythingLLM server (GET /api/ping answered {answered})"
+            return ServerInfo(self.base_url, reachable=True, anythingllm=False, reason=reason)
         try:
             data = self._request("GET", "/utils/metrics")
-        except ServerUnreachableError as exc:
-            return ServerInfo(self.base_url, reachable=False, reason=str(exc))
-        except AllmError as exc:
-            return ServerInfo(self.base_url, reachable=True, reason=str(exc))
+        except AllmError:
+            data = {}
+        build = text(data.get("version"))
         return ServerInfo(
             self.base_url,
             reachable=True,
             version=text(data.get("appVersion")),
+            build=build if build and build.strip("-") else None,
             mode=text(data.get("mode")),
+            vector_db=text(data.get("vectorDB")),
         )
 
     def auth(self) -> bool:
@@ -421,12 +440,29 @@ class Client:
             raise WorkspaceNotFoundError(slug, self._available_slugs())
         return Workspace.from_wire(found)
 
+    def find_workspace(self, wanted: str) -> Workspace:
+        """The workspace whose slug is ``wanted``, else the one whose name or slug matches it
+        case-insensitively (the web UI shows names); otherwise the error suggests the closest slug.
+        """
+        found = self.workspaces()
+        match = _one_match(wanted, found, lambda w: (w.slug, w.name))
+        if match is None:
+            raise WorkspaceNotFoundError(wanted, [w.slug for w in found])
+        return match
+
     def threads(self, slug: str) -> list[Thread]:
         """The workspace's threads with their names (the single-workspace route omits names)."""
         for workspace in self.workspaces():
             if workspace.slug == slug:
                 return list(workspace.threads)
         raise WorkspaceNotFoundError(slug, self._available_slugs())
+
+    def find_thread(self, slug: str, wanted: str) -> Thread:
+        """The thread of ``slug`` whose slug is ``wanted``, else the one named so (case-insensitively)."""
+        match = _one_match(wanted, self.threads(slug), lambda t: (t.slug, t.name or ""))
+        if match is None:
+            raise ThreadNotFoundError(slug, wanted)
+        return match
 
     def new_thread(self, slug: str, name: str | None = None) -> Thread:
         body = {"name": name} if name else {}
@@ -592,6 +628,28 @@ class Client:
         for _ in stream:
             pass
         return stream.reply
+
+
+def _is_ping(response: httpx.Response) -> bool:
+    """Whether ``response`` is AnythingLLM's ``{"online": true}``."""
+    if response.status_code != 200 or "json" not in response.headers.get("content-type", ""):
+        return False
+    try:
+        data = response.json()
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "online" in data
+
+
+def _one_match(
+    wanted: str, rows: Sequence[_Row], keys: Callable[[_Row], tuple[str, str]]
+) -> _Row | None:
+    """The row whose slug is ``wanted``, else the only one whose slug or name equals it ignoring case."""
+    exact = [row for row in rows if keys(row)[0] == wanted]
+    folded = wanted.casefold()
+    loose = [row for row in rows if folded in (key.casefold() for key in keys(row))]
+    candidates = exact or loose
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _timeouts(seconds: float) -> httpx.Timeout:

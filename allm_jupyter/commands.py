@@ -1,73 +1,83 @@
-"""The ``%allm`` line magic's sub-commands: status, workspaces, use, config, threads, history, …
+"""The ``%allm`` commands: plain functions over a :class:`~allm_jupyter.context.Context`.
 
-Each shows a Markdown table or line with a plain-text twin. Server text (names, snippets, history)
-goes through the same escaping as answers, since a workspace name is as untrusted as a document.
+Each returns what to show (a :class:`Table`, a :class:`Message`, :class:`Markdown` or a widget) and
+displays nothing itself: the magic is the one place that shows results, so every command can be
+called and tested on its own. Server text (names, snippets, history) goes through the same escaping
+as answers, since a workspace name is as untrusted as a document.
 """
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ConfigurationError
-from .render import escape_markdown_html, escape_table_cell, terminal_text
-from .settings import Secret, session
-
-if TYPE_CHECKING:
-    from .magics import AllmMagics
-
-HELP = """\
-**%%allm** `[options]` — the cell body is the question; the answer streams in below.
-
-| option | short | meaning |
-|---|---|---|
-| `workspace=SLUG` | `-w` | workspace to ask (else the picked one, config, env) |
-| `mode=chat\\|query\\|automatic` | `-m` | chat: RAG + model knowledge; query: documents only; automatic: agent when the model calls tools |
-| `thread=SLUG\\|new` | `-t` | ask inside a thread; `new` creates one and keeps using it |
-| `session=ID` | `-s` | conversation id (default: one per kernel) |
-| `out=NAME` | `-o` | also bind the reply to `NAME` (`_allm` always holds the last one) |
-| `timeout=SECONDS` | | give up after this long without data (default 120) |
-| `reset` | | forget this conversation's history before asking (`%allm reset` only resets) |
-| `raw` | | do not replace `{name}` references |
-
-**%allm** `status` · `workspaces` · `use SLUG` · `config` · `threads` · `history [N]` · `reset` ·
-`search QUERY` · `upload PATH` · `pick` · `login` · `logout` · `help`, or
-`%allm [options] "QUESTION"` (quote a question that ends in `?`: IPython reads a trailing `?` as a help request).
-"""
+from .context import Context
+from .errors import AllmError, ConfigurationError
+from .options import help_rows
+from .render import escape_markdown_html, markdown_table, plain_table
+from .secret import Secret
+from .settings import API_KEY_ENV
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += [
-        "| " + " | ".join(escape_table_cell("" if v is None else str(v)) for v in row) + " |"
-        for row in rows
-    ]
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Table:
+    """Rows with a title; shown as a Markdown table, or aligned plain text in a terminal."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: Sequence[Sequence[object]]
+
+    def markdown(self) -> str:
+        return (
+            f"**{escape_markdown_html(self.title)}**\n\n{markdown_table(self.headers, self.rows)}"
+        )
+
+    def plain(self) -> str:
+        return f"{self.title}\n{plain_table(self.headers, self.rows)}"
 
 
-def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    texts = [
-        [terminal_text(" ".join(str(v).split())) if v is not None else "" for v in row]
-        for row in rows
-    ]
-    widths = [max([len(h)] + [len(r[i]) for r in texts]) for i, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*line).rstrip() for line in [headers, *texts])
+@dataclass(frozen=True)
+class Message:
+    """One line of plain text."""
+
+    text: str
 
 
-def show(markdown: str, plain: str) -> None:
-    from IPython.display import display
+@dataclass(frozen=True)
+class Markdown:
+    """Markdown with its plain-text twin."""
 
-    display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+    markdown: str
+    plain: str
 
 
-def show_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    show(
-        f"**{escape_markdown_html(title)}**\n\n{markdown_table(headers, rows)}",
-        f"{title}\n{plain_table(headers, rows)}",
-    )
+Output = Table | Message | Markdown | Any
+"""What a command returns; ``Any`` is a widget (``%allm pick``)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    summary: str
+    run: Callable[[Context, str], Output]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(usage: str, summary: str) -> Callable[[Callable[[Context, str], Output]], Any]:
+    """Register a function as ``%allm NAME``; ``usage`` and ``summary`` feed ``%allm help``."""
+
+    def register(run: Callable[[Context, str], Output]) -> Callable[[Context, str], Output]:
+        name = usage.split()[0]
+        COMMANDS[name] = Command(name, usage, summary, run)
+        return run
+
+    return register
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -75,147 +85,208 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def table(magics: AllmMagics) -> dict[str, Callable[[str], Any]]:
-    """The sub-commands, bound to one magics instance."""
-
-    def help_(_: str) -> None:
-        show(HELP, HELP.replace("**", "").replace("`", "").replace("\\|", "|"))
-
-    def status(_: str) -> None:
-        settings = magics.resolve()
-        client = magics.client(settings)
-        info = client.server_info()
-        if not info.reachable:
-            key = "unknown"
-        elif not client.has_api_key:
-            key = "unset"
-        else:
-            key = "valid" if client.auth() else "rejected"
-        rows = [
-            ("server", info.base_url),
-            ("reachable", "yes" if info.reachable else f"no — {info.reason}"),
-            ("api key", key),
-            ("version", info.version or "unknown"),
-            ("workspace", settings.workspace.value or "none chosen"),
+@command("help", "this help")
+def help_(context: Context, _: str) -> Markdown:
+    option_rows = [
+        (f"`{usage}`", f"`{short}`" if short else "", meaning)
+        for usage, short, meaning in help_rows()
+    ]
+    command_rows = [(f"`%allm {c.usage}`", c.summary) for c in COMMANDS.values()]
+    markdown = "\n\n".join(
+        [
+            "**%%allm** `[options]` — the cell body is the question; the answer streams in below.",
+            _raw_table(("option", "short", "meaning"), option_rows),
+            "**%allm** commands, or `%allm [options] QUESTION` for a one-line question:",
+            _raw_table(("command", "does"), command_rows),
         ]
-        show_table("AnythingLLM status", ("", "state"), rows)
-
-    def workspaces(_: str) -> None:
-        settings = magics.resolve()
-        found = magics.client(settings).workspaces()
-        current = settings.workspace.value
-        rows = [
-            ("▶" if w.slug == current else "", w.name, w.slug, w.chat_mode or "", len(w.threads))
-            for w in found
+    )
+    plain = "\n\n".join(
+        [
+            "%%allm [options]: the cell body is the question; the answer streams in below.",
+            plain_table(("option", "short", "meaning"), [_unticked(r) for r in help_rows()]),
+            "%allm commands, or %allm [options] QUESTION for a one-line question:",
+            plain_table(
+                ("command", "does"), [(f"%allm {c.usage}", c.summary) for c in COMMANDS.values()]
+            ),
         ]
-        show_table(f"{len(found)} workspaces", ("", "name", "slug", "mode", "threads"), rows)
+    )
+    return Markdown(markdown, plain)
 
-    def use(rest: str) -> None:
-        slug = rest.strip()
-        if not slug:
-            raise ConfigurationError("Say which workspace: %allm use SLUG.")
-        workspace = magics.client(magics.resolve()).workspace(slug)
-        session.choose(workspace=workspace.slug, thread=None)
-        print(terminal_text(f"Using workspace {workspace.name} ({workspace.slug})."))
 
-    def config(_: str) -> None:
-        rows = magics.resolve().rows()
-        rows.append(("session_id", session.session_id, "kernel"))
-        show_table(
-            "allm settings (cell > session > config > env > default)",
-            ("setting", "value", "from"),
-            rows,
+def _raw_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table of our own Markdown (help text is ours, not the server's, so it is not escaped)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _unticked(row: Sequence[str]) -> tuple[str, ...]:
+    return tuple(cell.replace("`", "") for cell in row)
+
+
+@command("status", "the server, whether it answers, the key, the version, the workspace")
+def status(context: Context, _: str) -> Table:
+    settings = context.resolve()
+    rows: list[tuple[str, str]] = [("server", settings.base_url.value)]
+    try:
+        client = context.client(settings)
+    except AllmError as exc:  # a malformed URL: the table still says what is wrong
+        rows.append(("reachable", f"no — {exc.message}"))
+        return Table("AnythingLLM status", ("", "state"), rows)
+    info = client.server_info()
+    if not info.reachable:
+        key = "unknown (the server cannot be reached)"
+    elif not info.anythingllm:
+        key = "unknown"
+    elif not client.has_api_key:
+        key = f"unset — set {API_KEY_ENV} or run %allm login"
+    else:
+        key = "valid" if client.auth() else f"rejected (from {settings.origin.api_key})"
+    reachable = "yes" if info.reachable and info.anythingllm else f"no — {info.reason}"
+    rows += [
+        ("reachable", reachable),
+        ("api key", key),
+        ("version", info.version or "unknown (the server does not say)"),
+    ]
+    if info.mode:
+        rows.append(("server mode", info.mode))
+    rows.append(("workspace", settings.workspace.value or "none chosen"))
+    return Table("AnythingLLM status", ("", "state"), rows)
+
+
+@command("workspaces", "the server's workspaces")
+def workspaces(context: Context, _: str) -> Table:
+    settings = context.resolve()
+    found = context.client(settings).workspaces()
+    current = settings.workspace.value
+    rows = [
+        ("▶" if w.slug == current else "", w.name, w.slug, w.chat_mode or "", len(w.threads))
+        for w in found
+    ]
+    return Table(f"{len(found)} workspaces", ("", "name", "slug", "mode", "threads"), rows)
+
+
+@command("use SLUG", "ask this workspace from now on (its slug or its name)")
+def use(context: Context, argument: str) -> Message:
+    wanted = argument.strip()
+    if not wanted:
+        raise ConfigurationError("Say which workspace: %allm use SLUG.")
+    workspace = context.client().find_workspace(wanted)
+    context.session.choose(workspace=workspace.slug, thread=None)
+    return Message(f"Using workspace {workspace.name} ({workspace.slug}).")
+
+
+@command("config", "every setting and where it came from")
+def config(context: Context, _: str) -> Table:
+    rows = context.resolve().rows()
+    rows.append(("session_id", context.session.session_id, "kernel"))
+    return Table(
+        "allm settings (cell > session > config > env > default)",
+        ("setting", "value", "from"),
+        rows,
+    )
+
+
+@command("threads", "the threads of the current workspace")
+def threads(context: Context, _: str) -> Table:
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    found = context.client(settings).threads(slug)
+    current = settings.thread.value
+    rows = [("▶" if t.slug == current else "", t.name or "", t.slug) for t in found]
+    return Table(f"Threads of {slug}", ("", "name", "slug"), rows)
+
+
+@command("history [N]", "the last N exchanges of this notebook's conversation")
+def history(context: Context, argument: str) -> Table:
+    try:
+        limit = int(argument.strip() or 10)
+    except ValueError:
+        raise ConfigurationError(
+            f"history takes a number of exchanges, not '{argument}'."
+        ) from None
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    messages = context.client(settings).history(
+        slug, session_id=context.session.session_id, thread=settings.thread.value, limit=limit
+    )
+    rows = [
+        (
+            datetime.fromtimestamp(m.sent_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
+            if m.sent_at
+            else "",
+            m.role,
+            _short(m.content),
         )
+        for m in messages
+    ]
+    return Table(f"Last {limit} exchanges in {slug}", ("sent (UTC)", "role", "text"), rows)
 
-    def threads(_: str) -> None:
-        settings = magics.resolve()
-        slug = magics.workspace_or_fail(settings)
-        found = magics.client(settings).threads(slug)
-        current = settings.thread.value
-        rows = [("▶" if t.slug == current else "", t.name or "", t.slug) for t in found]
-        show_table(f"Threads of {slug}", ("", "name", "slug"), rows)
 
-    def history(rest: str) -> None:
-        try:
-            limit = int(rest.strip() or 10)
-        except ValueError:
-            raise ConfigurationError(
-                f"history takes a number of exchanges, not '{rest}'."
-            ) from None
-        settings = magics.resolve()
-        slug = magics.workspace_or_fail(settings)
-        messages = magics.client(settings).history(
-            slug, session_id=session.session_id, thread=settings.thread.value, limit=limit
+@command("reset", "forget this notebook's conversation (only this one)")
+def reset(context: Context, _: str) -> Message:
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    context.client(settings).chat(
+        slug, "", session_id=context.session.session_id, thread=settings.thread.value, reset=True
+    )
+    return Message(f"This notebook's conversation in {slug} was reset.")
+
+
+@command("search QUERY", "the workspace's chunks closest to QUERY")
+def search(context: Context, argument: str) -> Table:
+    query = argument.strip()
+    if not query:
+        raise ConfigurationError("Say what to search for: %allm search QUERY.")
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    results = context.client(settings).vector_search(slug, query)
+    rows = [
+        (f"{r.score:.0%}" if r.score is not None else "", r.title, _short(r.text)) for r in results
+    ]
+    return Table(f"{len(results)} matches in {slug}", ("score", "source", "text"), rows)
+
+
+@command("upload PATH", "upload a file and embed it into the workspace")
+def upload(context: Context, argument: str) -> Table:
+    path = argument.strip().strip("\"'")
+    if not path:
+        raise ConfigurationError("Say which file: %allm upload PATH.")
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    documents = context.client(settings).upload(path, slug)
+    rows = [(d.title or d.filename, d.docpath) for d in documents]
+    return Table(f"Embedded into {slug}", ("document", "path"), rows)
+
+
+@command("pick", "a widget to choose workspace, thread and mode")
+def pick(context: Context, _: str) -> Any:
+    from .widgets import WorkspacePicker  # ipywidgets only when a picker is asked for
+
+    return WorkspacePicker(context=context)
+
+
+@command("login", "type the API key (kept in this kernel's memory only)")
+def login(context: Context, _: str) -> Message:
+    value = getpass.getpass("AnythingLLM API key (not saved in the notebook): ")
+    if not value.strip():
+        return Message("No key entered.")
+    context.set_login_key(Secret(value))
+    client = context.client()
+    try:
+        accepted = client.auth()
+    except AllmError:
+        return Message(
+            f"API key kept for this kernel; the server at {client.base_url} could not be reached "
+            "to check it."
         )
-        rows = [
-            (
-                datetime.fromtimestamp(m.sent_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
-                if m.sent_at
-                else "",
-                m.role,
-                _short(m.content),
-            )
-            for m in messages
-        ]
-        show_table(f"Last {limit} exchanges in {slug}", ("sent (UTC)", "role", "text"), rows)
+    if accepted:
+        return Message(f"API key accepted by {client.base_url}; kept for this kernel.")
+    context.set_login_key(None)
+    return Message(f"API key rejected by {client.base_url}; it was not kept.")
 
-    def reset(_: str) -> None:
-        settings = magics.resolve()
-        slug = magics.workspace_or_fail(settings)
-        magics.client(settings).chat(
-            slug, "", session_id=session.session_id, thread=settings.thread.value, reset=True
-        )
-        print(f"This notebook's conversation in {slug} was reset.")
 
-    def search(rest: str) -> None:
-        query = rest.strip()
-        if not query:
-            raise ConfigurationError("Say what to search for: %allm search QUERY.")
-        settings = magics.resolve()
-        slug = magics.workspace_or_fail(settings)
-        results = magics.client(settings).vector_search(slug, query)
-        rows = [
-            (f"{r.score:.0%}" if r.score is not None else "", r.title, _short(r.text))
-            for r in results
-        ]
-        show_table(f"{len(results)} matches in {slug}", ("score", "source", "text"), rows)
-
-    def upload(rest: str) -> None:
-        path = rest.strip().strip("\"'")
-        if not path:
-            raise ConfigurationError("Say which file: %allm upload PATH.")
-        settings = magics.resolve()
-        slug = magics.workspace_or_fail(settings)
-        documents = magics.client(settings).upload(path, slug)
-        rows = [(d.title or d.filename, d.docpath) for d in documents]
-        show_table(f"Embedded into {slug}", ("document", "path"), rows)
-
-    def pick(_: str) -> Any:
-        from .widgets import WorkspacePicker
-
-        return WorkspacePicker()
-
-    def login(_: str) -> None:
-        value = getpass.getpass("AnythingLLM API key (not saved in the notebook): ")
-        magics.set_login_key(Secret(value))
-        print("API key set for this kernel." if value.strip() else "No key entered.")
-
-    def logout(_: str) -> None:
-        magics.set_login_key(None)
-        print("The API key typed with %allm login is forgotten.")
-
-    return {
-        "help": help_,
-        "status": status,
-        "workspaces": workspaces,
-        "use": use,
-        "config": config,
-        "threads": threads,
-        "history": history,
-        "reset": reset,
-        "search": search,
-        "upload": upload,
-        "pick": pick,
-        "login": login,
-        "logout": logout,
-    }
+@command("logout", "forget the key typed with %allm login")
+def logout(context: Context, _: str) -> Message:
+    context.set_login_key(None)
+    return Message("The API key typed with %allm login is forgotten.")

@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ._terminal import terminal_text
+
 if TYPE_CHECKING:
     from .reply import Reply
-
-API_KEY_ENV = "ANYTHING_LLM_API_KEY"
-BASE_URL_ENV = "ANYTHING_LLM_BASE_URL"
-WORKSPACE_ENV = "ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG"
 
 
 class AllmError(Exception):
@@ -28,6 +26,14 @@ class AllmError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it when it fails a cell: its one sentence, without our stack.
+
+        The error reply keeps the real class as ``ename``, so nbclient and papermill can tell a
+        missing workspace from a timeout; ``%tb`` still prints the whole traceback.
+        """
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {terminal_text(self.message)}"]
+
 
 class ConfigurationError(AllmError):
     """A setting is missing or malformed (no workspace chosen, bad URL, bad option)."""
@@ -36,16 +42,16 @@ class ConfigurationError(AllmError):
 class AuthenticationError(AllmError):
     """The server answered 403: the API key is missing or not valid."""
 
-    def __init__(self, *, key_set: bool, base_url: str) -> None:
+    def __init__(self, *, key_set: bool, base_url: str, key_origin: str) -> None:
         if key_set:
             message = (
-                f"The server at {base_url} rejected the API key; set {API_KEY_ENV} to a key from "
-                "Settings > Developer API."
+                f"The server at {base_url} rejected the API key from {key_origin}; use a key "
+                "from Settings > Developer API."
             )
         else:
             message = (
-                f"No API key is set for {base_url}; set {API_KEY_ENV} to a key from "
-                "Settings > Developer API."
+                f"No API key is set for {base_url}; set ANYTHING_LLM_API_KEY or run %allm login "
+                "with a key from Settings > Developer API."
             )
         super().__init__(message)
 
@@ -53,10 +59,10 @@ class AuthenticationError(AllmError):
 class ServerUnreachableError(AllmError):
     """No HTTP answer at all: wrong URL, server down, DNS or TLS failure."""
 
-    def __init__(self, base_url: str, reason: str) -> None:
+    def __init__(self, base_url: str, reason: str, *, url_origin: str) -> None:
         super().__init__(
             f"Cannot reach the AnythingLLM server at {base_url} ({reason}); check that it runs "
-            f"and that {BASE_URL_ENV} points at it."
+            f"and that {url_origin} points at it."
         )
         self.base_url = base_url
 
@@ -65,7 +71,12 @@ class WorkspaceNotFoundError(AllmError):
     """The slug names no workspace on the server."""
 
     def __init__(self, slug: str, available: Sequence[str]) -> None:
-        if available:
+        import difflib  # only on this error: off the extension's load path
+
+        close = difflib.get_close_matches(slug.lower(), available, n=1)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        elif available:
             listed = ", ".join(available[:20]) + (", …" if len(available) > 20 else "")
             hint = f"available: {listed}"
         else:

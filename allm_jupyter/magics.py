@@ -1,211 +1,69 @@
-"""``%%allm`` (ask; the cell body is the question) and ``%allm`` (status, workspaces, use, …).
+"""``%%allm`` (ask; the cell body is the question) and ``%allm`` (commands, or a one-line question).
 
-The magic parses options, interpolates ``{name}`` references, resolves settings, and hands the
-question to the client; the view shows the answer. Errors fail the cell with their one sentence:
-:class:`CellFailure` renders without an internal traceback, so Run All and papermill stop too.
+The magic is the one place that shows things: it parses the options, resolves the settings through
+its :class:`~allm_jupyter.context.Context`, hands the question to the client and the answer to the
+view, and displays what commands return. An :class:`~allm_jupyter.errors.AllmError` fails the cell
+as itself (its class is the error reply's ``ename``) and shows as its one sentence.
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bunch, CFloat, Enum, TraitError, Unicode, validate
 
+from . import options as option_table
+from .context import Context
 from .errors import AllmError, ConfigurationError
-from .render import terminal_text
-from .settings import (
-    DEFAULT_BASE_URL,
-    DEFAULT_TIMEOUT,
-    MODES,
-    ResolvedSettings,
-    Secret,
-    check_mode,
-    env_api_key,
-    env_base_url,
-    env_workspace,
-    first_of,
-    parse_timeout,
-    session,
-)
+from .options import MODES, CellOptions, parse_options, parse_timeout
+from .question import interpolate, notebook_name
+from .settings import Config, ResolvedSettings
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .client import ChatStream, Client
+    from .commands import Output
     from .reply import Reply
 
-_OPTIONS: dict[str, str | None] = {
-    "workspace": "-w",
-    "mode": "-m",
-    "thread": "-t",
-    "session": "-s",
-    "out": "-o",
-    "timeout": None,
-}
-_FLAGS = ("reset", "raw")
-_SHORT = {flag: name for name, flag in _OPTIONS.items() if flag}
-_VALID = ", ".join([f"{n}= ({f})" if f else f"{n}=" for n, f in _OPTIONS.items()] + list(_FLAGS))
-_SECRET_WORDS = ("api_key", "apikey", "key", "token", "api-key")
-_REFERENCE = re.compile(
-    r"\{(?P<ref>[A-Za-z_]\w*(?:\.[A-Za-z]\w*|\[(?:-?\d+|'[^'{}]*'|\"[^\"{}]*\")\])*)\}"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+"""What the server's slugs look like; anything else (``Research``, ``My docs``) is looked up by name."""
+_QUESTION_LINE = re.compile(r"^(?P<indent>\s*)%allm\s+(?P<rest>.*\S)\s*$")
+_NO_PICKER = (
+    "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
+    "%allm workspaces, %allm use SLUG and %allm threads do the same."
 )
-_STEP = re.compile(
-    r"\.(?P<attr>[A-Za-z]\w*)|\[(?P<index>-?\d+)\]|\[(?P<q>['\"])(?P<key>.*?)(?P=q)\]"
-)
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 
 
-class CellFailure(Exception):
-    """An :class:`AllmError` as the cell's failure: its sentence, without our stack."""
+class Interrupted(KeyboardInterrupt):
+    """The stop button: the cell ends interrupted in one line, whatever was running."""
 
-    def __init__(self, error: AllmError) -> None:
-        super().__init__(error.message)
-        self.error = error
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
     def _render_traceback_(self) -> list[str]:
-        message = terminal_text(self.error.message)  # it may quote the server
-        return [f"\x1b[0;31m{type(self.error).__name__}\x1b[0m: {message}"]
-
-
-class AnswerInterrupted(KeyboardInterrupt):
-    """The stop button: the cell ends interrupted, the partial answer stays on screen."""
-
-    def _render_traceback_(self) -> list[str]:
-        return ["\x1b[0;31mKeyboardInterrupt\x1b[0m: stopped; the partial answer is kept above."]
-
-
-@dataclass
-class CellOptions:
-    workspace: str | None = None
-    mode: str | None = None
-    thread: str | None = None
-    session: str | None = None
-    out: str | None = None
-    timeout: float | None = None
-    reset: bool = False
-    raw: bool = False
-    words: list[str] = field(default_factory=list)
-    """Tokens after the options: a one-line question (``%allm -w ws What is X?``)."""
-
-
-def parse_options(line: str) -> CellOptions:
-    """Parse ``key=value`` / short-flag options; anything unknown is an error listing the valid ones."""
-    try:
-        tokens = shlex.split(line)
-    except ValueError as exc:
-        raise ConfigurationError(f"Cannot read the options ({exc}); check the quotes.") from None
-    options = CellOptions()
-    values: dict[str, str] = {}
-    position = 0
-    while position < len(tokens):
-        token = tokens[position]
-        name, value = _option_token(token)
-        if name is None:
-            break
-        if value is None:
-            if position + 1 >= len(tokens):
-                raise ConfigurationError(f"The option {token} needs a value.")
-            position += 1
-            value = tokens[position]
-        if name in _FLAGS:
-            setattr(options, name, True)
-        else:
-            values[name] = value
-        position += 1
-    options.words = tokens[position:]
-    if values.get("mode"):
-        options.mode = check_mode(values["mode"])
-    if values.get("timeout"):
-        options.timeout = parse_timeout(values["timeout"])
-    if "out" in values and not _IDENTIFIER.match(values["out"]):
-        raise ConfigurationError(f"out= needs a Python variable name, not '{values['out']}'.")
-    for name in ("workspace", "thread", "session", "out"):
-        setattr(options, name, values.get(name) or None)
-    return options
-
-
-def _option_token(token: str) -> tuple[str | None, str | None]:
-    """``(name, value)`` of one token; ``(name, None)`` when the value is the next token."""
-    if token in _SHORT:
-        return _SHORT[token], None
-    if token in _FLAGS:
-        return token, ""
-    if token.startswith("--") and token[2:] in _OPTIONS:
-        return token[2:], None
-    if token.startswith("--") and token[2:] in _FLAGS:
-        return token[2:], ""
-    key, sep, value = token.partition("=")
-    if sep and key in _OPTIONS:
-        return key, value
-    if (sep and _IDENTIFIER.match(key)) or token.startswith("-"):
-        if key.lower().lstrip("-") in _SECRET_WORDS:
-            raise ConfigurationError(
-                "The API key is never a magic option (it would be saved in the notebook); set "
-                "ANYTHING_LLM_API_KEY in the environment or use %allm login."
-            )
-        raise ConfigurationError(f"Unknown option '{token}'; valid options: {_VALID}.")
-    return None, None
-
-
-def interpolate(text: str, namespace: dict[str, Any]) -> str:
-    """Replace ``{name}``, ``{name.attr}``, ``{name[0]}``, ``{In[3]}`` that resolve; keep other braces.
-
-    Code pasted into a question is full of braces (dict literals, JSON, f-strings), so anything that
-    is not a plain reference to an existing value stays exactly as written.
-    """
-
-    def substitute(match: re.Match[str]) -> str:
-        before, after = text[match.start() - 1 : match.start()], text[match.end() : match.end() + 1]
-        if before == "{" and after == "}":  # ``{{name}}``: an f-string's escaped braces
-            return match.group()
-        ref = match.group("ref")
-        head = re.match(r"[A-Za-z_]\w*", ref)
-        assert head is not None
-        if head.group() not in namespace:
-            return match.group()
-        value = namespace[head.group()]
-        for step in _STEP.finditer(ref, head.end()):
-            try:
-                if step.group("attr"):
-                    value = getattr(value, step.group("attr"))
-                elif step.group("index") is not None:
-                    value = value[int(step.group("index"))]
-                else:
-                    value = value[step.group("key")]
-            except Exception:
-                return match.group()
-        return str(value)
-
-    return _REFERENCE.sub(substitute, text)
-
-
-def _notebook_name(namespace: dict[str, Any]) -> str:
-    """The notebook's file name, where the front end tells the kernel (JupyterLab, VS Code)."""
-    path = namespace.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME") or ""
-    return Path(str(path)).stem or "Notebook"
+        return [f"\x1b[0;31mKeyboardInterrupt\x1b[0m: {self.what}"]
 
 
 @magics_class
 class AllmMagics(Magics):
     """Ask an AnythingLLM workspace from a notebook. Settable in ``ipython_config.py``."""
 
-    default_workspace = Unicode(None, allow_none=True, help="Workspace slug to ask.").tag(
-        config=True
-    )
+    default_workspace = Unicode(
+        None, allow_none=True, help="Workspace slug to ask when a cell names none."
+    ).tag(config=True)
     base_url = Unicode(None, allow_none=True, help="Server URL (instance root).").tag(config=True)
-    timeout = CFloat(None, allow_none=True, help="Seconds without data before giving up.").tag(
-        config=True
-    )
+    timeout = CFloat(
+        None, allow_none=True, help="Seconds without data before an answer is given up."
+    ).tag(config=True)
     mode = Enum(list(MODES), None, allow_none=True, help="chat, query or automatic.").tag(
         config=True
     )
@@ -221,96 +79,44 @@ class AllmMagics(Magics):
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._clients: dict[tuple[str, float, Secret], Client] = {}
-        self._login_key: Secret | None = None
+        namespace = shell.user_ns if shell is not None else {}
+        self.context = Context(config=self.config_values, namespace=namespace)
+        self._thread_names: set[str] = set()
 
-    # -- settings ---------------------------------------------------------------------------
-
-    def resolve(self, options: CellOptions | None = None) -> ResolvedSettings:
-        options = options or CellOptions()
-        env_key = env_api_key()
-        key = self._login_key if self._login_key else env_key
-        workspace = first_of(
-            (options.workspace, "cell"),
-            (session.workspace, "session"),
-            (self.default_workspace, "config"),
-            (env_workspace(), "env"),
-        )
-        return ResolvedSettings(
-            base_url=first_of(
-                (self.base_url, "config"), (env_base_url(), "env"), (DEFAULT_BASE_URL, "default")
-            ),
-            workspace=workspace,
-            thread=first_of(
-                (options.thread, "cell"), (session.thread_in(workspace.value), "session")
-            ),
-            mode=first_of((options.mode, "cell"), (session.mode, "session"), (self.mode, "config")),
-            timeout=first_of(
-                (options.timeout, "cell"), (self.timeout, "config"), (DEFAULT_TIMEOUT, "default")
-            ),
-            api_key=key,
-            api_key_source="login" if self._login_key else ("env" if env_key else "unset"),
+    def config_values(self) -> Config:
+        """The traitlets as they are now (``%config`` may change them between cells)."""
+        return Config(
+            base_url=self.base_url,
+            default_workspace=self.default_workspace,
+            mode=self.mode,
+            timeout=self.timeout,
         )
 
-    def client(self, settings: ResolvedSettings) -> Client:
-        """One HTTP client per server and key, reused across cells (keeps the connection).
-
-        Its timeout is the configured one; a cell's ``timeout=`` applies to that answer only.
-        """
-        from .client import Client
-
-        url = str(settings.base_url.value)
-        timeout = float(self.timeout or DEFAULT_TIMEOUT)
-        key = (url, timeout, settings.api_key)
-        client = self._clients.get(key)
-        if client is None:
-            client = Client(url, api_key=settings.api_key, timeout=timeout)
-            self._clients[key] = client
-        return client
-
-    def set_login_key(self, key: Secret | None) -> None:
-        """Use a key typed with ``%allm login`` (kept in memory only) instead of the env's."""
-        self._login_key = key if key else None
-        self.close_clients()
-
-    def close_clients(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-    def workspace_or_fail(self, settings: ResolvedSettings) -> str:
-        if settings.workspace.value:
-            return str(settings.workspace.value)
-        try:
-            slugs = [w.slug for w in self.client(settings).workspaces()]
-        except AllmError:
-            slugs = []
-        listed = f" (available: {', '.join(slugs[:20])})" if slugs else ""
-        raise ConfigurationError(
-            "No workspace is chosen; add workspace=SLUG to the cell, run %allm use SLUG or "
-            f"%allm pick, or set ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG{listed}."
-        )
+    @property
+    def _rich(self) -> bool:
+        """Whether the front end renders Markdown (a notebook) or only text (terminal IPython)."""
+        formatter = self.shell.display_formatter if self.shell is not None else None
+        return formatter is None or "text/markdown" in formatter.active_types
 
     # -- asking -----------------------------------------------------------------------------
 
     @cell_magic
     def allm(self, line: str, cell: str) -> None:
-        """Ask the cell body. Options: workspace=/-w, mode=/-m, thread=/-t, session=/-s, out=/-o,
-        timeout=, reset, raw. See ``%allm help``."""
-        with _failing_cell():
-            options = parse_options(line)
-            if options.words:
-                raise ConfigurationError(
-                    f"Unexpected '{options.words[0]}' on the %%allm line: options are name=value "
-                    f"or short flags ({_VALID}); the question goes in the cell body."
-                )
-            self._ask(options, cell)
+        options = parse_options(line)
+        if options.words:
+            raise ConfigurationError(
+                f"Unexpected '{options.words[0]}' on the %%allm line: options are name=value "
+                f"or short flags ({option_table.VALID}); the question goes in the cell body."
+            )
+        self._ask(options, cell)
+
+    allm.__doc__ = option_table.docstring()
 
     def _ask(self, options: CellOptions, question: str) -> None:
         try:
             stream, slug = self._start(options, question)
         except AllmError as exc:  # _allm must not keep the previous cell's reply
-            from .reply import Reply
+            from .reply import Reply  # the fold loads with the first question: load speed
 
             self._keep(Reply(error=exc.message, workspace=options.workspace), options)
             raise
@@ -318,43 +124,62 @@ class AllmMagics(Magics):
 
     def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str]:
         """Resolve the settings and prepare the question's stream (nothing is sent yet)."""
-        settings = self.resolve(options)
-        slug = self.workspace_or_fail(settings)
-        client = self.client(settings)
-        namespace = self.shell.user_ns if self.shell else {}
+        settings = self.context.resolve(options)
+        client = self.context.client(settings)
+        slug = self._workspace(settings, client)
         if not options.raw:
-            question = interpolate(question, namespace)
+            question = interpolate(question, self.context.namespace)
         thread = settings.thread.value
         if thread == "new":
-            name = f"{_notebook_name(namespace)} {datetime.now():%Y-%m-%d %H:%M}"
-            thread = client.new_thread(slug, name=name).slug
-            session.choose(thread=thread, thread_workspace=slug)
+            made = client.new_thread(slug, name=self._new_thread_name())
+            self.context.session.choose(
+                thread=made.slug, thread_workspace=slug, thread_name=made.name
+            )
+            thread = made.slug
+        elif thread and not _SLUG.match(thread):
+            thread = client.find_thread(slug, thread).slug
         stream = client.stream_chat(
             slug,
             question.strip(),
             mode=settings.mode.value,
-            session_id=options.session or session.session_id,
+            session_id=options.session or self.context.session.session_id,
             thread=thread,
             reset=options.reset,
             timeout=settings.timeout.value,
         )
         return stream, slug
 
+    def _workspace(self, settings: ResolvedSettings, client: Client) -> str:
+        """The slug to ask: a name (``Research``) is looked up, a slug is used as it is."""
+        wanted = self.context.workspace_or_fail(settings)
+        return wanted if _SLUG.match(wanted) else client.find_workspace(wanted).slug
+
+    def _new_thread_name(self) -> str:
+        """The notebook's name and the time, made distinct from the others this kernel made."""
+        base = f"{notebook_name(self.context.namespace)} {datetime.now():%Y-%m-%d %H:%M:%S}"
+        name, count = base, 1
+        while name in self._thread_names:
+            count += 1
+            name = f"{base} ({count})"
+        self._thread_names.add(name)
+        return name
+
     def _show(self, stream: ChatStream, slug: str, options: CellOptions) -> None:
         """Stream the answer into the view; keep the reply, whole or partial, in ``_allm``."""
-        rich = self.shell is None or "text/markdown" in self.shell.display_formatter.active_types
-        from .view import make_view
+        from .view import make_view  # display code loads with the first question: load speed
 
-        view = make_view(slug, rich=rich)
+        view = make_view(slug, rich=self._rich)
         reply = stream.reply
+        failed = False
         try:
             for _ in stream:
                 view.show(stream.reply)
             reply = stream.reply
         except KeyboardInterrupt:
             reply = stream.stop()  # the stop may land while drawing, outside the stream's code
-            raise AnswerInterrupted() from None
+            raise Interrupted("stopped; the partial answer is kept above.") from None
         except AllmError as exc:
+            failed = True
             reply = exc.reply or stream.reply
             reply = reply if reply.error else replace(reply, error=exc.message)
             raise
@@ -364,60 +189,115 @@ class AllmMagics(Magics):
         finally:
             self._keep(reply, options)
             stream.close()
-            view.close(reply)
+            view.close(reply, error_below=failed)
 
     def _keep(self, reply: Reply, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too); ``out=NAME`` binds it too."""
-        if self.shell is None:
-            return
-        self.shell.user_ns["_allm"] = reply
+        self.context.namespace["_allm"] = reply
         if options.out:
-            self.shell.user_ns[options.out] = reply
+            self.context.namespace[options.out] = reply
 
     # -- %allm ------------------------------------------------------------------------------
 
-    @line_magic("allm")
+    @line_magic("allm")  # type: ignore[arg-type]  # IPython types its decorators loosely
     @no_var_expand  # "{x}" and "$price" in a question follow our rules (and ``raw``), not IPython's
     def allm_line(self, line: str) -> Any:
-        """%allm help | status | workspaces | use SLUG | config | threads | history [N] | reset
-        | search QUERY | upload PATH | pick | login | logout, or %allm [options] QUESTION."""
-        with _failing_cell():
-            words = line.strip().split(maxsplit=1)
-            command = words[0] if words else "help"
-            rest = words[1] if len(words) > 1 else ""
-            commands = self._commands()
-            handler = commands.get(command)
-            if handler is not None:  # a command's argument expands {x} and $x as IPython would
-                return handler(self.shell.var_expand(rest) if self.shell else rest)
-            options = parse_options(line)
-            if not options.words:
-                raise ConfigurationError(
-                    'Write the question after the options (%allm -w SLUG "question"), or use %%allm.'
-                )
-            if (
-                len(words) == 1
-            ):  # one bare word is a mistyped command far more often than a question
-                close = difflib.get_close_matches(command, list(commands), n=1)
-                hint = f"did you mean %allm {close[0]}? " if close else ""
-                raise ConfigurationError(
-                    f"'{command}' is not an %allm command; {hint}See %allm help, or ask with %%allm."
-                )
-            self._ask(options, " ".join(options.words))
-            return None
+        """%allm COMMAND [ARGUMENT] (see %allm help), or %allm [options] QUESTION."""
+        from .commands import COMMANDS  # commands load on their first use: load speed
 
-    def _commands(self) -> dict[str, Callable[[str], Any]]:
-        from . import commands
+        words = line.strip().split(maxsplit=1)
+        name = words[0] if words else "help"
+        found = COMMANDS.get(name)
+        if found is not None:
+            argument = words[1] if len(words) > 1 else ""
+            with _interruptible(f"%allm {name} was stopped."):
+                # a command's argument expands {x} and $x as IPython would
+                result = found.run(self.context, self._expand(argument))
+            return self._display(result)
+        if len(words) == 1 and not words[0].startswith("-"):
+            # one bare word is a mistyped command far more often than a question
+            import difflib  # only for this message: off the load path
 
-        return commands.table(self)
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f"did you mean %allm {close[0]}? " if close else ""
+            raise ConfigurationError(
+                f"'{name}' is not an %allm command; {hint}See %allm help, or ask with %%allm."
+            )
+        options = self._one_line_options(line)
+        if not options.words:
+            raise ConfigurationError(
+                'Write the question after the options (%allm -w SLUG "question"), or use %%allm.'
+            )
+        self._ask(options, " ".join(options.words))
+        return None
+
+    def _one_line_options(self, line: str) -> CellOptions:
+        """The one-line form's options, with ``{name}`` in them expanded as on the ``%%allm`` line."""
+        options = parse_options(line, question=True)
+        tokens = shlex.split(line)
+        prefix = tokens[: len(tokens) - len(options.words)]
+        if not prefix:
+            return options
+        expanded = parse_options(self._expand(shlex.join(prefix)))
+        expanded.words = options.words
+        return expanded
+
+    def _expand(self, text: str) -> str:
+        return self.shell.var_expand(text) if self.shell is not None else text  # type: ignore[no-untyped-call]
+
+    def _display(self, result: Output) -> Any:
+        """Show what a command returned: the one place ``%allm`` output is drawn."""
+        from IPython.display import display
+
+        from .commands import Markdown, Message, Table  # loaded by the command that ran
+
+        if isinstance(result, Message):
+            print(result.text)
+        elif isinstance(result, Table | Markdown):
+            markdown = result.markdown() if isinstance(result, Table) else result.markdown
+            plain = result.plain() if isinstance(result, Table) else result.plain
+            if self._rich:
+                display({"text/markdown": markdown, "text/plain": plain}, raw=True)  # type: ignore[no-untyped-call]
+            else:
+                print(plain)
+        elif result is not None:  # a widget: the cell's result, where a front end can draw it
+            if self._rich:
+                return result
+            result.close()
+            print(_NO_PICKER)
+        return None
 
 
 @contextmanager
-def _failing_cell() -> Iterator[None]:
-    """Turns an :class:`AllmError` escaping a magic into a :class:`CellFailure`."""
+def _interruptible(what: str) -> Iterator[None]:
+    """The stop button during a command ends it in one line, not an httpx traceback."""
     try:
         yield
-    except AllmError as exc:
-        raise CellFailure(exc) from None
+    except KeyboardInterrupt:
+        raise Interrupted(what) from None
+
+
+def _one_line_questions(lines: list[str]) -> list[str]:
+    """``%allm What is X?`` asks, instead of IPython reading the trailing ``?`` as a help request.
+
+    Runs among IPython's cleanup transforms, before its help handling; ``%allm?`` itself (help on
+    the magic) is left alone.
+    """
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line.rstrip("\n"))
+        if match and match.group("rest").endswith("?") and not line.lstrip().startswith("%allm?"):
+            call = f"get_ipython().run_line_magic('allm', {match.group('rest')!r})"
+            line = match.group("indent") + call + ("\n" if line.endswith("\n") else "")
+        out.append(line)
+    return out
+
+
+def _reply_markdown(reply: Reply) -> str:
+    """``_allm`` on its own in a cell shows the reply as the magic did, escaped."""
+    from .render import render_markdown  # only when a reply is shown: load speed
+
+    return render_markdown(reply, final=True)
 
 
 def _iter_magics(shell: InteractiveShell) -> Iterator[AllmMagics]:
@@ -430,29 +310,23 @@ def load(shell: InteractiveShell) -> None:
     if any(_iter_magics(shell)):
         return
     shell.register_magics(AllmMagics(shell=shell))  # Magics.__init__ adds it to configurables
+    shell.input_transformers_cleanup.append(_one_line_questions)
+    assert shell.display_formatter is not None
+    markdown = shell.display_formatter.formatters["text/markdown"]
+    markdown.for_type_by_name("allm_jupyter.reply", "Reply", _reply_markdown)
 
 
 def unload(shell: InteractiveShell) -> None:
     for magics in list(_iter_magics(shell)):
-        magics.close_clients()
-        shell.configurables.remove(magics)
+        magics.context.close()
+        shell.configurables.remove(magics)  # type: ignore[arg-type]
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("allm", None)
-
-
-def current_magics() -> AllmMagics | None:
-    """The ``AllmMagics`` of the running IPython, if the extension is loaded there."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return next(_iter_magics(shell), None) if shell is not None else None
-
-
-def session_client() -> Client:
-    """The client the magic would use now (its config and login key); env-based outside IPython."""
-    magics = current_magics()
-    if magics is None:
-        from .client import Client
-
-        return Client()
-    return magics.client(magics.resolve())
+    if _one_line_questions in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(_one_line_questions)
+    assert shell.display_formatter is not None
+    markdown = shell.display_formatter.formatters["text/markdown"]
+    markdown.deferred_printers.pop(("allm_jupyter.reply", "Reply"), None)
+    markdown.type_printers = {
+        cls: fn for cls, fn in markdown.type_printers.items() if fn is not _reply_markdown
+    }

@@ -1,13 +1,99 @@
-"""Small typed views of the server's JSON rows (workspaces, threads, documents, search hits)."""
+"""Typed views of the server's JSON rows: sources, metrics, workspaces, threads, documents, hits.
+
+Every reader is tolerant (see ``_json``): the real server sends ``null`` or nothing for fields it
+documents, and a row we cannot read must not cost the answer it came with.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import integer, mapping, objects, text
-from .reply import Metrics, Source
+from ._json import integer, mapping, nonempty, number, objects, text
+
+_METADATA_HEADER = re.compile(r"^\s*<document_metadata>.*?</document_metadata>\s*", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One retrieved chunk (or agent citation) that an answer drew on."""
+
+    title: str
+    text: str = ""
+    score: float | None = None
+    url: str | None = None
+    chunk_source: str | None = None
+    doc_source: str | None = None
+    published: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Source:
+        return cls(
+            title=nonempty(data.get("title")) or nonempty(data.get("chunkSource")) or "Untitled",
+            text=text(data.get("text")) or "",
+            score=number(data.get("score")),
+            url=nonempty(data.get("url")),
+            chunk_source=nonempty(data.get("chunkSource")),
+            doc_source=nonempty(data.get("docSource")),
+            published=nonempty(data.get("published")),
+            raw=data,
+        )
+
+    @property
+    def snippet(self) -> str:
+        """The chunk text without the ``<document_metadata>`` header the server prepends."""
+        return _METADATA_HEADER.sub("", self.text, count=1).strip()
+
+    @property
+    def link(self) -> str | None:
+        """The source's URL when a browser can open it (``file://`` paths on the server cannot)."""
+        for candidate in (self.url, self.chunk_source):
+            if candidate and candidate.lower().startswith(("http://", "https://")):
+                return candidate
+        return None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Token counts and speed the server reports for a turn."""
+
+    model: str | None = None
+    provider: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    output_tps: float | None = None
+    duration: float | None = None
+    timestamp: str | None = None
+    total_cost: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Metrics | None:
+        """``None`` for the empty ``metrics: {}`` of refusals and aborts."""
+        if not data:
+            return None
+        return cls(
+            model=nonempty(data.get("model")),
+            provider=nonempty(data.get("provider")),
+            prompt_tokens=_count(data.get("prompt_tokens")),
+            completion_tokens=_count(data.get("completion_tokens")),
+            total_tokens=_count(data.get("total_tokens")),
+            output_tps=number(data.get("outputTps")),
+            duration=number(data.get("duration")),
+            timestamp=nonempty(data.get("timestamp")),
+            total_cost=number(data.get("totalCost")),
+            raw=data,
+        )
+
+
+def _count(value: Any) -> int | None:
+    """Token counts: some providers send them as floats."""
+    amount = number(value)
+    return int(amount) if amount is not None else None
 
 
 @dataclass(frozen=True)
@@ -114,10 +200,16 @@ class HistoryMessage:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """What ``/api/utils/metrics`` says; ``reachable=False`` carries the reason instead of raising."""
+    """What ``/api/ping`` and ``/api/utils/metrics`` say; problems are carried, never raised."""
 
     base_url: str
     reachable: bool
+    anythingllm: bool = True
+    """False when something answers that is not AnythingLLM (its ``/api/ping`` did not)."""
     version: str | None = None
+    """``appVersion``: ``null`` on installs outside Docker."""
+    build: str | None = None
+    """The git commit the server reports as ``version`` (``--`` when it does not know)."""
     mode: str | None = None
+    vector_db: str | None = None
     reason: str | None = None

@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import quote
 
-from .reply import Metrics, Reply, Source, split_reasoning
+from ._terminal import terminal_text
+from .models import Metrics, Source
+from .reply import Reply, split_reasoning
 
 SNIPPET_CHARS = 300
 """Sources show about this many characters of their chunk, cut on a word boundary."""
@@ -80,12 +82,6 @@ _URL_SAFE = "/:?#@!$&*+,;=%~"
 # Backslash escapes are not: marked, JupyterLab's renderer, un-escapes "\[" inside link text.
 _REFERENCES = {char: f"&#{ord(char)};" for char in string.punctuation}
 _REFERENCES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_text(text: str) -> str:
-    """Server text without control codes, so an answer cannot move the cursor or recolour a terminal."""
-    return _TERMINAL_CONTROL.sub("", text)
 
 
 def escape_markdown_html(text: str) -> str:
@@ -345,8 +341,13 @@ def _footer_parts(metrics: Metrics) -> list[str]:
     return parts
 
 
-def _ending(reply: Reply, final: bool) -> tuple[str, str] | None:
-    """Why the answer may be partial, as ``(label, detail)``; None when it is whole (so far)."""
+def _ending(reply: Reply, final: bool, error_below: bool = False) -> tuple[str, str] | None:
+    """Why the answer may be partial, as ``(label, detail)``; None when it is whole (so far).
+
+    ``error_below``: the cell's own error line says the sentence, so it is not said twice here.
+    """
+    if reply.error and error_below:
+        return "⚠ Partial answer", "it stopped at the error below" if reply.text else "no answer"
     if reply.error:
         return "⚠ Error", reply.error
     if reply.interrupted:
@@ -370,10 +371,12 @@ def status_line(workspace: str | None, elapsed: float, thoughts: Sequence[str] =
     return f"⏳ Asking {asked}… {seconds}"
 
 
-def render_markdown(reply: Reply, *, status: str | None = None, final: bool = False) -> str:
+def render_markdown(
+    reply: Reply, *, status: str | None = None, final: bool = False, error_below: bool = False
+) -> str:
     """The notebook output: reasoning (collapsed), answer, markers, sources and footer."""
     reasoning, answer = split_reasoning(reply.text)
-    ending = _ending(reply, final)
+    ending = _ending(reply, final, error_below)
     parts: list[str] = []
     if reasoning and reasoning.strip():
         parts.append(_details("Reasoning", escape_markdown_html(reasoning)))
@@ -417,10 +420,10 @@ def _source_item(number: int, source: Source) -> str:
     return item
 
 
-def render_plain(reply: Reply, *, final: bool = False) -> str:
+def render_plain(reply: Reply, *, final: bool = False, error_below: bool = False) -> str:
     """The ``text/plain`` twin for terminals: no HTML, no entities, no terminal control codes."""
     answer = split_reasoning(reply.text)[1]
-    ending = _ending(reply, final)
+    ending = _ending(reply, final, error_below)
     parts: list[str] = []
     if answer.strip():
         parts.append(f"ℹ️ {_REFUSAL}: {answer}" if reply.refusal else answer)
@@ -443,3 +446,24 @@ def _plain_source(number: int, source: Source) -> str:
         for part in (f"{number}.", source.title, f"({score})" if score else "", source.link or "")
         if part
     )
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table whose every cell is escaped server text."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += [
+        "| " + " | ".join(escape_table_cell("" if v is None else str(v)) for v in row) + " |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """The same table as aligned plain text, for terminals."""
+    texts = [
+        [terminal_text(" ".join(str(v).split())) if v is not None else "" for v in row]
+        for row in rows
+    ]
+    widths = [max([len(h)] + [len(r[i]) for r in texts]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*line).rstrip() for line in [headers, *texts])

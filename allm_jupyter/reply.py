@@ -8,11 +8,10 @@ come from the last non-empty list; a lone ``textResponse`` with no finalize is a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import nonempty, number, objects, text
+from ._json import objects
 from .events import (
     Abort,
     AgentThought,
@@ -23,90 +22,10 @@ from .events import (
     TextResponseChunk,
     UsageMetrics,
 )
+from .models import Metrics, Source
 
-_METADATA_HEADER = re.compile(r"^\s*<document_metadata>.*?</document_metadata>\s*", re.DOTALL)
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
-
-
-@dataclass(frozen=True)
-class Source:
-    """One retrieved chunk (or agent citation) that an answer drew on."""
-
-    title: str
-    text: str = ""
-    score: float | None = None
-    url: str | None = None
-    chunk_source: str | None = None
-    doc_source: str | None = None
-    published: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Source:
-        return cls(
-            title=nonempty(data.get("title")) or nonempty(data.get("chunkSource")) or "Untitled",
-            text=text(data.get("text")) or "",
-            score=number(data.get("score")),
-            url=nonempty(data.get("url")),
-            chunk_source=nonempty(data.get("chunkSource")),
-            doc_source=nonempty(data.get("docSource")),
-            published=nonempty(data.get("published")),
-            raw=data,
-        )
-
-    @property
-    def snippet(self) -> str:
-        """The chunk text without the ``<document_metadata>`` header the server prepends."""
-        return _METADATA_HEADER.sub("", self.text, count=1).strip()
-
-    @property
-    def link(self) -> str | None:
-        """The source's URL when a browser can open it (``file://`` paths on the server cannot)."""
-        for candidate in (self.url, self.chunk_source):
-            if candidate and candidate.lower().startswith(("http://", "https://")):
-                return candidate
-        return None
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """Token counts and speed the server reports for a turn."""
-
-    model: str | None = None
-    provider: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    output_tps: float | None = None
-    duration: float | None = None
-    timestamp: str | None = None
-    total_cost: float | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Metrics | None:
-        """``None`` for the empty ``metrics: {}`` of refusals and aborts."""
-        if not data:
-            return None
-        return cls(
-            model=nonempty(data.get("model")),
-            provider=nonempty(data.get("provider")),
-            prompt_tokens=_count(data.get("prompt_tokens")),
-            completion_tokens=_count(data.get("completion_tokens")),
-            total_tokens=_count(data.get("total_tokens")),
-            output_tps=number(data.get("outputTps")),
-            duration=number(data.get("duration")),
-            timestamp=nonempty(data.get("timestamp")),
-            total_cost=number(data.get("totalCost")),
-            raw=data,
-        )
-
-
-def _count(value: Any) -> int | None:
-    """Token counts: some providers send them as floats."""
-    amount = number(value)
-    return int(amount) if amount is not None else None
 
 
 def split_reasoning(text: str) -> tuple[str | None, str]:
@@ -167,12 +86,6 @@ class Reply:
 
     def __str__(self) -> str:
         return self.answer
-
-    def _repr_markdown_(self) -> str:
-        """``_allm`` on its own in a cell shows the reply as the magic did, escaped."""
-        from .render import render_markdown
-
-        return render_markdown(self, final=True)
 
 
 @dataclass

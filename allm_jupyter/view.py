@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TextIO
 
-from .render import render_markdown, render_plain, status_line, terminal_text
+from ._terminal import terminal_text
+from .render import render_markdown, render_plain, status_line
 from .reply import Reply, split_reasoning
 
 MIN_INTERVAL = 0.05
@@ -67,7 +68,7 @@ class NotebookView:
         self._closed = False
         self.updates = 0
         status = status_line(workspace, 0.0)
-        self._handle = display(self._bundle(status, ""), raw=True, display_id=True)
+        self._handle = display(self._bundle(status, ""), raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._schedule(TICK)
 
     @staticmethod
@@ -134,12 +135,17 @@ class NotebookView:
         if self._timer is None:
             self._schedule(TICK)
 
-    def close(self, reply: Reply) -> None:
-        """The final, exact update: answer, sources, footer, and a marker if it is partial."""
+    def close(self, reply: Reply, *, error_below: bool = False) -> None:
+        """The final, exact update: answer, sources, footer, and a marker if it is partial.
+
+        ``error_below``: the cell fails with the error's sentence, so the output only marks the
+        answer as partial instead of saying the sentence a second time.
+        """
         with self._lock:
             self._closed = True
             self._cancel()
-            self._update(render_markdown(reply, final=True), render_plain(reply, final=True), reply)
+            markdown = render_markdown(reply, final=True, error_below=error_below)
+            self._update(markdown, render_plain(reply, final=True, error_below=error_below), reply)
 
     def _update(self, markdown: str, plain: str, reply: Reply) -> None:
         self._handle.update(self._bundle(markdown, plain), raw=True, metadata=metadata_for(reply))
@@ -162,9 +168,9 @@ class TerminalView:
         self._printed = answer
         self._out.flush()
 
-    def close(self, reply: Reply) -> None:
+    def close(self, reply: Reply, *, error_below: bool = False) -> None:
         self.show(reply)
-        tail = render_plain(replace(reply, text=""), final=True).strip()
+        tail = render_plain(replace(reply, text=""), final=True, error_below=error_below).strip()
         self._out.write("\n" + (tail + "\n" if tail else ""))
         self._out.flush()
 

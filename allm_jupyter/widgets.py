@@ -1,8 +1,9 @@
 """``WorkspacePicker``: choose with the mouse the workspace, thread and mode that ``%%allm`` asks.
 
-The kernel-wide :data:`~allm_jupyter.settings.session` is the one source of truth: a picker writes
-every choice there and redraws itself from it on every change, so any number of pickers,
-``%allm use`` and ``thread=new`` always agree. Problems (bad key, server down, no workspaces) show
+The extension's :class:`~allm_jupyter.session.SessionState`, handed over in its
+:class:`~allm_jupyter.context.Context`, is the one source of truth: a picker writes every choice
+there and redraws itself from it on every change, so any number of pickers, ``%allm use`` and
+``thread=new`` always agree. Problems (bad key, server down, no workspaces) show
 in the status line, never as a traceback; nothing synced to the front end holds the API key.
 """
 
@@ -11,17 +12,17 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from traitlets import Bunch, Enum, Unicode, observe, validate
 
+from .context import Context, current_context
 from .errors import AllmError, AuthenticationError, ConfigurationError
-from .magics import current_magics, session_client
 from .models import Workspace
-from .settings import MODES, env_workspace, session
+from .options import MODES
 
 if TYPE_CHECKING:
     from .client import Client
@@ -45,7 +46,7 @@ _MODE_TOOLTIPS = (
 _OK, _WARN, _BAD = "#1a7f37", "#9a6700", "#cf222e"
 
 
-class WorkspacePicker(widgets.VBox):
+class WorkspacePicker(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types
     """Workspace, thread and mode for ``%%allm`` cells without ``workspace=``; also ``%allm pick``.
 
     ``value`` (workspace slug), ``thread`` (slug, ``"new"`` or ``None`` for the default chat) and
@@ -53,13 +54,17 @@ class WorkspacePicker(widgets.VBox):
     session at once. A new picker shows what the next ``%%allm`` would use: the session's choice,
     else the configured or environment default workspace (shown, but not written to the session
     until the user picks). One ``workspaces()`` request per :meth:`refresh` fetches every thread too.
+
+    ``context`` is the loaded extension's (``%allm pick`` hands it over; by default the one loaded
+    in this IPython, else a context of its own, from the environment).
     """
 
     value = Unicode(None, allow_none=True, help="Slug of the chosen workspace.")
     thread = Unicode(None, allow_none=True, help="Thread slug, 'new', or None: the default chat.")
     mode = Enum(MODES, None, allow_none=True, help="Chat mode; None: the workspace's own.")
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, context: Context | None = None, **kwargs: Any) -> None:
+        self._context = context or current_context() or Context()
         self._syncing = False
         self._workspaces: dict[str, Workspace] = {}
         self._workspace_options: Options = ()
@@ -104,7 +109,7 @@ class WorkspacePicker(widgets.VBox):
         self._thread_list.observe(partial(self._picked, "thread"), names="value")
         self._mode_buttons.observe(partial(self._picked, "mode"), names="value")
         self._refresh_button.on_click(lambda _: self.refresh())
-        session.subscribe(self._on_session)
+        self._context.session.subscribe(self._on_session)
         self.refresh()
 
     @property
@@ -116,8 +121,7 @@ class WorkspacePicker(widgets.VBox):
         """Fetch the server's state and workspaces again; any problem ends up in the status line."""
         self._status_line.value = _status(_WARN, "refreshing…")
         try:
-            with _magic_client() as client:
-                status = self._load(client)
+            status = self._load(self._context.client())
         except AllmError as exc:  # e.g. a malformed server URL in the environment
             status = _status(_BAD, "not configured", exc.message)
         self._status_line.value = status
@@ -165,7 +169,7 @@ class WorkspacePicker(widgets.VBox):
         if self._syncing:
             return
         thread = None if change["name"] == "value" else self.thread
-        session.choose(workspace=self.value, thread=thread, mode=self.mode)
+        self._context.session.choose(workspace=self.value, thread=thread, mode=self.mode)
 
     def _on_session(self) -> None:
         if self.comm is not None:  # a closed picker stays subscribed until it is collected
@@ -173,15 +177,23 @@ class WorkspacePicker(widgets.VBox):
 
     def _show(self) -> None:
         """Draw what the next ``%%allm`` would use, listing a slug even if the server did not."""
-        workspace, thread, mode = _chosen()
+        settings = self._context.resolve()
+        workspace, thread, mode = (
+            settings.workspace.value,
+            settings.thread.value,
+            settings.mode.value,
+        )
         found = self._workspaces.get(workspace) if workspace else None
         threads = _labelled((t.name or t.slug, t.slug) for t in found.threads) if found else ()
         thread_options = (("default chat", DEFAULT_CHAT), *threads, ("new thread…", NEW_THREAD))
+        thread_label = self._context.session.thread_name
         with self._quietly():
             self.value, self.thread, self.mode = workspace, thread, mode
             self._workspace_list.options = _with_unlisted(self._workspace_options, workspace)
             self._workspace_list.value = workspace
-            self._thread_list.options = _with_unlisted(thread_options, thread) if workspace else ()
+            self._thread_list.options = (
+                _with_unlisted(thread_options, thread, thread_label) if workspace else ()
+            )
             self._thread_list.value = (thread or DEFAULT_CHAT) if workspace else None
             self._thread_list.disabled = workspace is None
             self._mode_buttons.value = mode or WORKSPACE_DEFAULT
@@ -206,25 +218,6 @@ class WorkspacePicker(widgets.VBox):
         )
 
 
-def _chosen() -> tuple[str | None, str | None, str | None]:
-    """(workspace, thread, mode) that the next ``%%allm`` without options would use."""
-    magics = current_magics()
-    if magics is None:
-        return (
-            session.workspace or env_workspace(),
-            session.thread_in(session.workspace),
-            session.mode,
-        )
-    settings = magics.resolve()
-    return settings.workspace.value, settings.thread.value, settings.mode.value
-
-
-def _magic_client() -> AbstractContextManager[Client]:
-    """The magic's own client (kept open for its next cell), or a fresh one closed after use."""
-    client = session_client()
-    return nullcontext(client) if current_magics() is not None else closing(client)
-
-
 def _labelled(pairs: Iterable[tuple[str, str]]) -> Options:
     """``(label, value)`` options in one pass; a name that repeats gets its slug appended."""
     rows = [(" ".join(name.split()) or value, value) for name, value in pairs]
@@ -234,11 +227,14 @@ def _labelled(pairs: Iterable[tuple[str, str]]) -> Options:
     )
 
 
-def _with_unlisted(options: Options, value: str | None) -> Options:
-    """``options``, led by ``value`` when the session chose something the server did not list."""
+def _with_unlisted(options: Options, value: str | None, label: str | None = None) -> Options:
+    """``options``, led by ``value`` when the session chose something the server did not list.
+
+    ``label`` is its name where the session knows it (a thread ``thread=new`` just made).
+    """
     if value is None or any(v == value for _, v in options):
         return options
-    return ((f"{value} (not listed yet)", value), *options)
+    return ((label or f"{value} (not listed yet)", value), *options)
 
 
 def _status(colour: str, headline: str, detail: str = "", where: str = "") -> str:

@@ -20,6 +20,7 @@ fi
 
 .venv/bin/ruff check allm_jupyter tests benchmarks scripts
 .venv/bin/ruff format --check allm_jupyter tests benchmarks scripts
+.venv/bin/mypy
 # Every stand-in server's key looks like standin-<16 hex>: none may reach the test output.
 log=$(mktemp)
 set +e

@@ -74,15 +74,21 @@ def test_unknown_workspace_lists_the_available_ones(client: Client, allm_server)
         client.chat("no-such-ws", "hello", mode="chat")
 
 
-def test_bad_and_missing_key_name_the_env_var(allm_server: StandInServer) -> None:
+def test_bad_and_missing_key_name_where_the_key_came_from(
+    allm_server: StandInServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Client(allm_server.base_url, api_key="wrong-key") as c:
         assert c.auth() is False
-        with pytest.raises(
-            AuthenticationError, match="rejected the API key; set ANYTHING_LLM_API_KEY"
-        ):
+        with pytest.raises(AuthenticationError, match=r"rejected the API key from Client\(api_key"):
             c.workspaces()
         with pytest.raises(AuthenticationError):
             c.chat(allm_server.slugs[0], "hello")
+    monkeypatch.setenv("ANYTHING_LLM_API_KEY", "wrong-key")
+    with (
+        Client(allm_server.base_url) as c,
+        pytest.raises(AuthenticationError, match="rejected the API key from ANYTHING_LLM_API_KEY"),
+    ):
+        c.workspaces()
     with (
         Client(allm_server.base_url, api_key="") as c,
         pytest.raises(AuthenticationError, match="No API key is set"),

@@ -1,4 +1,4 @@
-"""``python -m allm_jupyter.demo``, the README's first command, run as a newcomer runs it."""
+"""``python -m allm_jupyter.testing.demo``, the README's first command, run as a newcomer runs it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
 SETUP = (
     "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' "
-    "&& .venv/bin/python -m allm_jupyter.demo"
+    "&& .venv/bin/python -m allm_jupyter.testing.demo"
 )
 STANDIN_KEY = re.compile(r"standin-[0-9a-f]{16}")
 """The shape of the key a stand-in started by the demo makes up (the test cannot know it)."""
@@ -29,7 +29,7 @@ def run_demo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
     environ.update(env, PYDEVD_DISABLE_FILE_VALIDATION="1")
     return subprocess.run(
-        [sys.executable, "-m", "allm_jupyter.demo", *args],
+        [sys.executable, "-m", "allm_jupyter.testing.demo", *args],
         env=environ,
         capture_output=True,
         text=True,

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import ipywidgets as widgets
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
-from allm_jupyter import ConfigurationError, WorkspacePicker
-from allm_jupyter.settings import session
+from allm_jupyter import ConfigurationError, WorkspacePicker, load_ipython_extension
+from allm_jupyter.context import current_context
+from allm_jupyter.session import SessionState
 from allm_jupyter.testing import StandInServer
 
 
 @pytest.fixture(autouse=True)
-def fresh_session() -> Iterator[None]:
-    """Each test starts with nothing chosen; its pickers are closed so they stop listening."""
-    session.choose(workspace=None, thread=None, mode=None)
-    yield
+def session() -> Iterator[SessionState]:
+    """A fresh IPython with the extension loaded, so pickers find its session as in a notebook.
+
+    Each test gets its own (nothing chosen); its pickers are closed so they stop listening.
+    """
+    shell = InteractiveShell.instance()
+    load_ipython_extension(shell)
+    context = current_context()
+    assert context is not None
+    yield context.session
     widgets.Widget.close_all()
-    session.choose(workspace=None, thread=None, mode=None)
+    InteractiveShell.clear_instance()
 
 
 @pytest.fixture
 def server(allm_server: StandInServer, monkeypatch: pytest.MonkeyPatch) -> StandInServer:
-    """The stand-in as the server that ``session_client()`` (hence every picker) talks to."""
+    """The stand-in as the server that the extension (hence every picker) talks to."""
     use_server(monkeypatch, allm_server.base_url, allm_server.api_key)
     return allm_server
 
@@ -69,7 +76,7 @@ def test_offers_the_servers_workspaces_and_selects_nothing_yet(server: StandInSe
     assert server.base_url in status(picker)
 
 
-def test_choosing_sets_the_session_at_once(server: StandInServer) -> None:
+def test_choosing_sets_the_session_at_once(session: SessionState, server: StandInServer) -> None:
     picker = WorkspacePicker()
     picker.value = server.slugs[1]
     assert (session.workspace, session.thread, session.mode) == (server.slugs[1], None, None)
@@ -80,7 +87,9 @@ def test_choosing_sets_the_session_at_once(server: StandInServer) -> None:
     assert (session.workspace, session.thread, session.mode) == (server.slugs[0], None, "query")
 
 
-def test_the_controls_set_the_session_as_the_traits_do(server: StandInServer) -> None:
+def test_the_controls_set_the_session_as_the_traits_do(
+    session: SessionState, server: StandInServer
+) -> None:
     picker = WorkspacePicker()
     control(picker, widgets.Dropdown, "Workspace").value = "research"
     threads = control(picker, widgets.Dropdown, "Thread")
@@ -103,7 +112,9 @@ def test_the_controls_set_the_session_as_the_traits_do(server: StandInServer) ->
     )
 
 
-def test_unknown_choices_are_refused_with_the_offered_ones(server: StandInServer) -> None:
+def test_unknown_choices_are_refused_with_the_offered_ones(
+    session: SessionState, server: StandInServer
+) -> None:
     picker = WorkspacePicker()
     with pytest.raises(ConfigurationError, match="no-such-space") as caught:
         picker.value = "no-such-space"
@@ -123,7 +134,9 @@ class Listener:
         self.calls += 1
 
 
-def test_pickers_and_the_session_stay_in_step_without_echo(server: StandInServer) -> None:
+def test_pickers_and_the_session_stay_in_step_without_echo(
+    session: SessionState, server: StandInServer
+) -> None:
     first, second = WorkspacePicker(), WorkspacePicker()
     seen: list[str | None] = []
     second.observe(lambda change: seen.append(change["new"]), names="value")
@@ -147,7 +160,7 @@ def test_pickers_and_the_session_stay_in_step_without_echo(server: StandInServer
 
 
 def test_the_env_default_is_shown_but_not_pinned(
-    server: StandInServer, monkeypatch: pytest.MonkeyPatch
+    session: SessionState, server: StandInServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG", "scratchpad")
     picker = WorkspacePicker()
@@ -198,14 +211,11 @@ def test_a_thousand_workspaces_take_one_request(server: StandInServer) -> None:
     for number in range(1000 - len(server.slugs)):
         server.store.new_workspace(f"Workspace {number:04d}", {})
     before = listings(server)
-    started = time.perf_counter()
     picker = WorkspacePicker()
-    elapsed = time.perf_counter() - started
     assert listings(server) - before == 1
     assert len(control(picker, widgets.Dropdown, "Workspace").options) == 1000
     assert picker.slugs == server.slugs
     picker.value = server.slugs[-1]
-    assert elapsed < 5, f"building the picker took {elapsed:.1f} s"
 
 
 def assert_no_secret(picker: WorkspacePicker, secret: str) -> None:

@@ -524,7 +524,7 @@ def _failed_midstream(
 ) -> Scenario:
     """E: the partial deltas, the failure event, then finalize (with chatId when text came)."""
     deltas = words(partial)
-    stream: list[Step] = [Send(_chunk(delta)) for delta in deltas] + [Send(failure)]
+    stream: list[Step] = [*(Send(_chunk(delta)) for delta in deltas), Send(failure)]
     if deltas:
         metrics = _stream_metrics(len(deltas), _ESTIMATED_PROMPT_TOKENS)
         stream += [Save(partial, sources, metrics), Send(_finalize(metrics, sources))]
@@ -649,7 +649,12 @@ def _agent_turn(
         "metrics": metrics,
     }
     save = Save(text, sources, metrics, thoughts=thoughts, outputs=outputs)
-    stream = (*(Send(event) for event in events), Send(final), save, Send(finalize))
+    stream: tuple[Step, ...] = (
+        *(Send(event) for event in events),
+        Send(final),
+        save,
+        Send(finalize),
+    )
     sync = (save, Respond(200, _sync_agent(text, sources, thoughts, outputs, metrics)))
     return Scenario(name, stream, sync, expected_text=text, sources=tuple(sources))
 
@@ -671,7 +676,7 @@ def stall(partial: str = "partial ") -> Scenario:
     """The captured upstream hang: ``partial`` arrives, then nothing, and the connection stays
     open until the client gives up (the partial text is saved then) or the server stops."""
     deltas = words(partial)
-    stream = (
+    stream: tuple[Step, ...] = (
         *(Send(_chunk(delta)) for delta in deltas),
         Stall(),
         Save(partial, (), _stream_metrics(len(deltas), _ESTIMATED_PROMPT_TOKENS)),
@@ -682,7 +687,7 @@ def stall(partial: str = "partial ") -> Scenario:
 def drop(partial: str = "partial ") -> Scenario:
     """``partial`` arrives, then the socket closes in the middle of a chunk: no chunked
     terminator (the blocking route closes without answering)."""
-    stream = (*(Send(_chunk(delta)) for delta in words(partial)), Drop())
+    stream: tuple[Step, ...] = (*(Send(_chunk(delta)) for delta in words(partial)), Drop())
     return Scenario("drop", stream, (Drop(),), expected_text=partial)
 
 

@@ -477,7 +477,10 @@ class _Handler(BaseHTTPRequestHandler):
     def metrics(self, request: RecordedRequest) -> None:
         try:
             usage = shutil.disk_usage("/")
-            storage = {"current": usage.free // 1024**3, "capacity": usage.total // 1024**3}
+            storage: dict[str, int | None] = {
+                "current": usage.free // 1024**3,
+                "capacity": usage.total // 1024**3,
+            }
         except OSError:
             storage = {"current": None, "capacity": None}
         self._json(
@@ -795,7 +798,7 @@ def _multipart(content_type: str, body: bytes) -> list[_Part]:
         _Part(
             str(part.get_param("name", header="content-disposition") or ""),
             part.get_filename(),
-            part.get_payload(decode=True) or b"",
+            _payload_bytes(part.get_payload(decode=True)),
         )
         for part in message.iter_parts()
     ]
@@ -821,6 +824,11 @@ _ROUTES: tuple[_Route, ...] = (
     _route("GET", "/api/v1/workspace/{slug}/thread/{thread}/chats", _Handler.thread_chats),
     _route("POST", "/api/v1/document/upload", _Handler.upload),
 )
+
+
+def _payload_bytes(payload: object) -> bytes:
+    """A decoded multipart body; anything else (a nested message) counts as empty."""
+    return payload if isinstance(payload, bytes) else b""
 
 
 class StandInServer:

@@ -41,12 +41,14 @@ def _published_now() -> str:
 
 def slugify(text: str, *, lower: bool = True) -> str:
     """The server's slugify: its extra character map, then npm ``slugify`` defaults."""
-    mapped = text.translate(
-        str.maketrans(
-            {"+": " plus ", "!": " bang ", "@": " at ", "*": " splat ", ".": " dot "}
-            | dict.fromkeys(":~()'\"|", "")
-        )
-    )
+    extra: dict[str, str | int | None] = {
+        "+": " plus ",
+        "!": " bang ",
+        "@": " at ",
+        "*": " splat ",
+        ".": " dot ",
+    }
+    mapped = text.translate(str.maketrans(extra | dict.fromkeys(":~()'\"|", "")))
     kept = re.sub(r"[^\w\s$_-]+", "", mapped)
     slug = "-".join(kept.split())
     return slug.lower() if lower else slug

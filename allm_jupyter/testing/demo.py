@@ -1,4 +1,4 @@
-"""``python -m allm_jupyter.demo``: run the quickstart notebook headless and print the answers.
+"""``python -m allm_jupyter.testing.demo``: run the quickstart notebook headless and print the answers.
 
 With no ``ANYTHING_LLM_BASE_URL`` set it starts the bundled stand-in server on loopback and points
 the notebook's kernel at it; with a real server configured it runs against that one. ``--lab``
@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import API_KEY_ENV, BASE_URL_ENV, WORKSPACE_ENV, AllmError
-from .settings import env_base_url, env_workspace
+from ..errors import AllmError
+from ..settings import API_KEY_ENV, BASE_URL_ENV, WORKSPACE_ENV, env_value
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -29,13 +29,13 @@ _WIDGET = "application/vnd.jupyter.widget-view+json"
 def demo_environment() -> Iterator[dict[str, str]]:
     """The environment for the kernel: the user's server, or a stand-in started for the demo."""
     env = dict(os.environ)
-    if env_base_url():
-        if not env_workspace():
+    if env_value(env, BASE_URL_ENV):
+        if not env_value(env, WORKSPACE_ENV):
             env[WORKSPACE_ENV] = _first_workspace()
         print(f"Using the AnythingLLM server at {env[BASE_URL_ENV]} (from {BASE_URL_ENV}).")
         yield env
         return
-    from .testing import StandInServer
+    from .server import StandInServer  # only when no server is configured
 
     with StandInServer() as server:
         env = server.environ(env)
@@ -48,7 +48,7 @@ def demo_environment() -> Iterator[dict[str, str]]:
 
 
 def _first_workspace() -> str:
-    from .client import Client
+    from ..client import Client  # only to list a configured server's workspaces
 
     with Client() as client:
         workspaces = client.workspaces()
@@ -137,7 +137,7 @@ def run_headless(notebook: Path, env: dict[str, str]) -> int:
                 echo.heading(cell.source)
             return await super().async_execute_cell(cell, cell_index, *args, **kw)
 
-    nb = nbformat.read(notebook, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
     client = EchoingClient(nb, timeout=300, kernel_name="python3")
     try:
         client.execute(cwd=str(notebook.parent), env=env)
@@ -163,7 +163,9 @@ def run_lab(notebook: Path, env: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m allm_jupyter.demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m allm_jupyter.testing.demo", description=__doc__
+    )
     parser.add_argument(
         "--lab", action="store_true", help="open JupyterLab instead of running headless"
     )

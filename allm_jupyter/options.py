@@ -1,0 +1,209 @@
+"""The one table of ``%%allm`` options: it drives parsing, ``%%allm?``, ``%allm help`` and the docs.
+
+The grammar is hand-written on purpose: ``workspace=research`` is how notebook users write options
+(argparse has no ``key=value`` form), and in the one-line form the question's own words must never
+be read as options, which argparse's interspersed parsing cannot promise.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from .errors import ConfigurationError
+
+MODES = ("chat", "query", "automatic")
+MAX_TIMEOUT = 86_400.0
+"""A day: longer than any model takes, shorter than what the clock functions can represent."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``%%allm`` option; ``value`` is its metavar, or ``None`` for a flag."""
+
+    name: str
+    short: str | None
+    value: str | None
+    help: str
+
+    @property
+    def is_flag(self) -> bool:
+        return self.value is None
+
+
+OPTIONS = (
+    Option(
+        "workspace",
+        "-w",
+        "SLUG",
+        "the workspace to ask, by slug or name (else the picked one, config, env)",
+    ),
+    Option(
+        "mode",
+        "-m",
+        "chat|query|automatic",
+        "`chat`: documents and the model's own knowledge; `query`: documents only (a question they "
+        "do not cover gets a refusal, a normal reply); `automatic`: agent mode when the model calls "
+        "tools",
+    ),
+    Option(
+        "thread",
+        "-t",
+        "SLUG|new",
+        "ask inside a thread (by slug or name); `new` creates one (named after the notebook and the "
+        "time) and keeps using it",
+    ),
+    Option(
+        "session",
+        "-s",
+        "ID",
+        "the conversation id (default: one per kernel, `allm-jupyter-…`, which keeps notebook chats "
+        "apart from the web UI's)",
+    ),
+    Option(
+        "out",
+        "-o",
+        "NAME",
+        "also bind the reply to the variable `NAME`; `_allm` always holds the last reply",
+    ),
+    Option("timeout", None, "SECONDS", "give up after this long without data (default 120)"),
+    Option(
+        "reset",
+        None,
+        None,
+        "forget this session's history before asking (in a one-line question: `--reset`)",
+    ),
+    Option("raw", None, None, "do not replace `{name}` references (one-line: `--raw`)"),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+_BY_SHORT = {option.short: option for option in OPTIONS if option.short}
+_SECRET_WORDS = ("api_key", "apikey", "key", "token", "api-key")
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _spelling(option: Option) -> str:
+    if option.is_flag:
+        return option.name
+    short = f" ({option.short})" if option.short else ""
+    return f"{option.name}={short}"
+
+
+VALID = ", ".join(_spelling(option) for option in OPTIONS)
+"""The options as an error message lists them."""
+
+
+@dataclass
+class CellOptions:
+    """What one ``%%allm`` line (or the options of a one-line ``%allm``) asked for."""
+
+    workspace: str | None = None
+    mode: str | None = None
+    thread: str | None = None
+    session: str | None = None
+    out: str | None = None
+    timeout: float | None = None
+    reset: bool = False
+    raw: bool = False
+    words: list[str] = field(default_factory=list)
+    """Tokens after the options: a one-line question (``%allm -w ws What is X?``)."""
+
+
+def parse_timeout(value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"timeout must be a number of seconds, not '{value}'.") from None
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ConfigurationError(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, not '{value}'."
+        )
+    return seconds
+
+
+def check_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in MODES:
+        raise ConfigurationError(f"mode must be one of {', '.join(MODES)}, not '{value}'.")
+    return mode
+
+
+def parse_options(line: str, *, question: bool = False) -> CellOptions:
+    """Parse the options at the start of ``line``; anything unknown is an error listing the valid ones.
+
+    With ``question=True`` (the one-line ``%allm`` form) the first token that is not an option
+    starts the question, and a bare ``reset``/``raw`` is a word of it (``--reset`` is the flag).
+    """
+    try:
+        tokens = shlex.split(line)
+    except ValueError as exc:
+        raise ConfigurationError(f"Cannot read the options ({exc}); check the quotes.") from None
+    options = CellOptions()
+    values: dict[str, str] = {}
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        option, value = _option_token(token, question=question)
+        if option is None:
+            break
+        if option.is_flag:
+            setattr(options, option.name, True)
+        else:
+            if value is None:
+                if position + 1 >= len(tokens):
+                    raise ConfigurationError(f"The option {token} needs a value.")
+                position += 1
+                value = tokens[position]
+            values[option.name] = value
+        position += 1
+    options.words = tokens[position:]
+    if values.get("mode"):
+        options.mode = check_mode(values["mode"])
+    if values.get("timeout"):
+        options.timeout = parse_timeout(values["timeout"])
+    if "out" in values and not _IDENTIFIER.match(values["out"]):
+        raise ConfigurationError(f"out= needs a Python variable name, not '{values['out']}'.")
+    for name in ("workspace", "thread", "session", "out"):
+        setattr(options, name, values.get(name) or None)
+    return options
+
+
+def _option_token(token: str, *, question: bool) -> tuple[Option | None, str | None]:
+    """``(option, value)`` of one token; the value is ``None`` when it is the next token."""
+    if token in _BY_SHORT:
+        return _BY_SHORT[token], None
+    if token.startswith("--") and token[2:] in _BY_NAME:
+        return _BY_NAME[token[2:]], None
+    if not question and token in _BY_NAME and _BY_NAME[token].is_flag:
+        return _BY_NAME[token], None
+    key, sep, value = token.partition("=")
+    if sep and key in _BY_NAME and not _BY_NAME[key].is_flag:
+        return _BY_NAME[key], value
+    if (sep and _IDENTIFIER.match(key) and not question) or token.startswith("-"):
+        if key.lower().lstrip("-") in _SECRET_WORDS:
+            raise ConfigurationError(
+                "The API key is never a magic option (it would be saved in the notebook); set "
+                "ANYTHING_LLM_API_KEY in the environment or use %allm login."
+            )
+        raise ConfigurationError(f"Unknown option '{token}'; valid options: {VALID}.")
+    return None, None
+
+
+def _usage(option: Option) -> str:
+    return option.name if option.is_flag else f"{option.name}={option.value}"
+
+
+def help_rows() -> list[tuple[str, str, str]]:
+    """(option, short, meaning) for every option, as help and the docs list them."""
+    return [(_usage(option), option.short or "", option.help) for option in OPTIONS]
+
+
+def docstring() -> str:
+    """The cell magic's docstring, which ``%%allm?`` shows."""
+    lines = ["Ask the cell body; the answer streams in below.", "", "Options:"]
+    width = max(len(usage) + len(short) for usage, short, _ in help_rows()) + 4
+    for usage, short, meaning in help_rows():
+        spelled = f"{usage} ({short})" if short else usage
+        lines.append(f"  {spelled:<{width}}{meaning.replace('`', '')}")
+    lines += ["", "See %allm help for the %allm commands."]
+    return "\n".join(lines)

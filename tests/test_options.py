@@ -1,0 +1,99 @@
+"""The option table: parsing, help, and the docs that list it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from allm_jupyter.errors import ConfigurationError
+from allm_jupyter.options import OPTIONS, CellOptions, docstring, help_rows, parse_options
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "magic.md"
+
+
+def test_key_value_and_short_flags_are_equivalent() -> None:
+    long = parse_options(
+        "workspace=research mode=query thread=t1 session=s out=ans timeout=5 reset raw"
+    )
+    short = parse_options("-w research -m query -t t1 -s s -o ans --timeout 5 --reset raw")
+    assert (
+        long
+        == short
+        == CellOptions(
+            workspace="research",
+            mode="query",
+            thread="t1",
+            session="s",
+            out="ans",
+            timeout=5.0,
+            reset=True,
+            raw=True,
+        )
+    )
+
+
+def test_quoted_values_and_trailing_question_words() -> None:
+    options = parse_options("-w 'my ws' What is it?")
+    assert options.workspace == "my ws" and options.words == ["What", "is", "it?"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("colour=blue", "Unknown option 'colour=blue'; valid options: workspace= (-w), mode= (-m)"),
+        ("--verbose", "Unknown option '--verbose'"),
+        ("mode=fast", "mode must be one of chat, query, automatic, not 'fast'."),
+        ("timeout=soon", "timeout must be a number of seconds, not 'soon'."),
+        ("timeout=0", "timeout must be more than 0 and at most 86400 seconds, not .0."),
+        ("-w", "The option -w needs a value."),
+        ("out=not-a-name", "out= needs a Python variable name"),
+        ("api_key=abc", "The API key is never a magic option"),
+        ("--key abc", "The API key is never a magic option"),
+        ("workspace='unclosed", "Cannot read the options"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(line: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_options(line)
+
+
+def test_question_words_are_never_options() -> None:
+    options = parse_options("-w research reset the router how", question=True)
+    assert options.workspace == "research" and not options.reset
+    assert options.words == ["reset", "the", "router", "how"]
+    assert parse_options("--reset -w r what now", question=True).reset
+    assert parse_options("-w r what is mode=query", question=True).words[-1] == "mode=query"
+    assert parse_options("reset raw", question=False) == CellOptions(reset=True, raw=True)
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "-5", "0", "nan"])
+def test_timeouts_must_be_sane(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="timeout must be"):
+        parse_options(f"timeout={value}")
+
+
+def test_the_magic_docstring_lists_every_option() -> None:
+    text = docstring()
+    for option in OPTIONS:
+        assert re.search(rf"^  {option.name}\b", text, re.MULTILINE), option.name
+        if option.short:
+            assert f"({option.short})" in text
+
+
+def test_the_docs_option_table_matches_the_option_table() -> None:
+    """The options table in the docs is the one the code declares, row for row."""
+    lines = DOCS.read_text().splitlines()
+    start = lines.index("| option | short | meaning |") + 2
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        table.append(tuple(cell.replace("\\|", "|") for cell in cells))
+    expected = [
+        (f"`{usage}`", f"`{short}`" if short else "", meaning)
+        for usage, short, meaning in help_rows()
+    ]
+    assert table == expected
