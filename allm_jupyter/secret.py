@@ -16,6 +16,10 @@ class Secret:
     def reveal(self) -> str:
         return self.__value
 
+    def __dir__(self) -> list[str]:
+        """Attribute walks (``dir``, ``inspect.getmembers``, a debugger's variables view) skip the key."""
+        return [name for name in super().__dir__() if name != "_Secret__value"]
+
     @property
     def well_formed(self) -> bool:
         """Whether an HTTP header can carry it (httpx's error for one that cannot quotes it)."""
