@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -161,16 +162,18 @@ def test_upload_link_fetches_and_embeds_the_page(client: Client, allm_server, pa
     )
 
 
-def test_upload_link_failures(client: Client, allm_server, page_url) -> None:
+def test_upload_link_failures(client: Client) -> None:
     with pytest.raises(UploadError, match="is not an http"):
         client.upload_link("scratchpad", "ftp://example.org/file")
     with pytest.raises(
         UploadError, match=r"could not read http://10\.1\.2\.3/x: Not a valid URL\."
     ):
         client.upload_link("scratchpad", "http://10.1.2.3/x")
-    missing = page_url.rsplit("/", 1)[0] + "/gone"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}/page"
     with pytest.raises(UploadError, match="No URL content found at"):
-        client.upload_link("scratchpad", missing)
+        client.upload_link("scratchpad", nowhere)
     assert client.documents("scratchpad") == []
 
 

@@ -25,6 +25,7 @@ import socket
 import socketserver
 import sys
 import threading
+import urllib.error
 import urllib.request
 import uuid
 from collections import deque
@@ -955,6 +956,13 @@ def _valid_url(link: str) -> bool:
     return True
 
 
+def _open_page(link: str) -> Any:
+    try:
+        return urllib.request.urlopen(link, timeout=10)
+    except urllib.error.HTTPError as error:
+        return error
+
+
 class _PageText(HTMLParser):
     """The visible text of a page (the real collector renders it in Chromium)."""
 
@@ -975,9 +983,10 @@ class _PageText(HTMLParser):
 
 
 def _page_text(link: str) -> str:
-    """The page's text, or ``""`` when it cannot be fetched."""
+    """The page's text, or ``""`` when nothing answers. An error page is a page: the
+    collector's browser scrapes whatever it shows."""
     try:
-        with urllib.request.urlopen(link, timeout=10) as page:
+        with _open_page(link) as page:
             body: str = page.read(5_000_000).decode("utf-8", "replace")
             kind: str = page.headers.get_content_type()
     except (OSError, ValueError):
