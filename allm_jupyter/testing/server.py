@@ -645,8 +645,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _empty(self, status: int) -> None:
         """``response.status(n).end()``: no body and no Content-Type."""
-        headers = [("X-Powered-By", "Express"), ("Vary", "Origin"), ("Content-Length", "0")]
-        self._head(status, headers + self._date_and_connection())
+        headers = [("X-Powered-By", "Express"), ("Vary", "Origin"), *self._date_and_connection()]
+        self._head(status, [*headers, ("Content-Length", "0")])
 
     def _workspace_list(self, fields: Mapping[str, Any]) -> str | None:
         """``validateWorkspaceSlugQuery``: ``addToWorkspaces`` must be a string when truthy;
@@ -701,7 +701,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         target = _validate_url(link)
         if not _valid_url(target):
-            self._json(500, {"success": False, "error": "Not a valid URL."})
+            self._json(500, {"success": False, "error": "Not a valid URL.", "documents": []})
             return
         content = _page_text(target)
         if not content:
