@@ -64,6 +64,7 @@ _MISSING_THREAD = re.compile(
     r"|^Thread not found$"
 )
 _EMBED_TIMEOUT = 600.0
+_USERINFO = re.compile(r"(://[^/\s:@]*):[^/\s@]*@")
 
 
 class _BearerAuth(httpx.Auth):
@@ -522,7 +523,9 @@ class Client:
 
         ``attachments`` are :class:`~allm_jupyter.attachments.Attachment` objects (see
         :func:`~allm_jupyter.attachments.attachment`) or raw ``{name, mime, contentString}``
-        dicts. ``timeout`` overrides the client's idle timeout for this answer only.
+        dicts; documents are read only in chat and query turns, so pass ``mode`` with them
+        (new workspaces default to ``automatic``). ``timeout`` overrides the client's idle
+        timeout for this answer only.
         """
         message = message or ""
         if not message.strip() and not reset:
@@ -540,7 +543,7 @@ class Client:
         if reset:
             body["reset"] = True
         if attachments:
-            body["attachments"] = _wire_attachments(attachments, message)
+            body["attachments"] = _wire_attachments(attachments, message, mode)
         path = f"/v1/workspace/{_segment(slug)}"
         if thread:
             path += f"/thread/{_segment(thread)}"
@@ -649,13 +652,17 @@ class Client:
 
     def upload_link(self, slug: str, url: str) -> Document:
         """Have the server fetch a web page, save it as a document and embed it (``upload-link``)."""
+        shown = redact_url(url)
         if not re.match(r"^https?://[^\s/]+", url):
-            raise UploadError(f"'{url}' is not an http(s) link.")
+            raise UploadError(f"'{shown}' is not an http(s) link.")
         self.workspace(slug)
-        locations = self._store_document(
-            "/v1/document/upload-link", url, json={"link": url, "addToWorkspaces": slug}
-        )
-        return self._embedded(slug, locations[:1], url)[0]
+        try:
+            locations = self._store_document(
+                "/v1/document/upload-link", shown, json={"link": url, "addToWorkspaces": slug}
+            )
+        except UploadError as exc:  # the server quotes the link it was given
+            raise UploadError(_USERINFO.sub(r"\1:***@", exc.message)) from None
+        return self._embedded(slug, locations[:1], shown)[0]
 
     def documents(self, slug: str) -> list[Document]:
         """The workspace's embedded documents, each with its ``pinned`` flag."""
@@ -684,13 +691,15 @@ class Client:
 
 
 def _wire_attachments(
-    attachments: Sequence[Attachment | Mapping[str, str]], message: str
+    attachments: Sequence[Attachment | Mapping[str, str]], message: str, mode: str | None
 ) -> list[dict[str, str]]:
     wire = [a.to_wire() if isinstance(a, Attachment) else dict(a) for a in attachments]
-    if message.startswith("@agent") and any(a.get("mime") == DOCUMENT_MIME for a in wire):
-        # Agent turns skip the document parser and hand every attachment to the model as an image.
+    agent_turn = message.startswith("@agent") or mode == "automatic"
+    if agent_turn and any(a.get("mime") == DOCUMENT_MIME for a in wire):
+        # Agent turns skip the document parser: the document would be dropped without a word.
         raise ConfigurationError(
-            "Document attachments are not read in @agent turns; ask without @agent."
+            "Document attachments are not read in agent turns (@agent or mode automatic); "
+            "ask in chat or query mode."
         )
     return wire
 

@@ -102,9 +102,13 @@ def test_raw_attachment_dicts_still_pass_through(client: Client, allm_server) ->
 def test_documents_are_refused_in_agent_turns(client: Client, allm_server) -> None:
     doc = attachment("some text", "note")
     before = len(allm_server.requests)
-    with pytest.raises(ConfigurationError, match="not read in @agent turns"):
+    with pytest.raises(ConfigurationError, match=r"not read in agent turns \(@agent or mode"):
         client.chat("research", "@agent summarise", attachments=[doc])
+    with pytest.raises(ConfigurationError, match="ask in chat or query mode"):
+        client.chat("research", "summarise", mode="automatic", attachments=[doc])
     assert len(allm_server.requests) == before
+    picture = attachment(b"\x89PNG\r\n\x1a\n....", "pic")
+    client.chat("research", "@agent describe", attachments=[picture])  # images are fine
 
 
 def test_upload_text_embeds_a_titled_document(client: Client, allm_server) -> None:
@@ -174,6 +178,9 @@ def test_upload_link_failures(client: Client) -> None:
         nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}/page"
     with pytest.raises(UploadError, match="No URL content found at"):
         client.upload_link("scratchpad", nowhere)
+    with pytest.raises(UploadError) as caught:
+        client.upload_link("scratchpad", nowhere.replace("://", "://ada:hunter2@"))
+    assert "hunter2" not in str(caught.value) and "ada:***@" in str(caught.value)
     assert client.documents("scratchpad") == []
 
 

@@ -260,3 +260,22 @@ def test_recorded_attachments_decode_only_strict_data_urls(http: httpx.Client, a
         ("b.txt", None, None),
         ("c.txt", "text/plain", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [("../../x/evil.csv", "xevil.csv"), ("weird.xyz", "weird.xyz"), ("noext", None)],
+)
+def test_attachment_names_as_the_real_collector_takes_them(
+    http: httpx.Client, name: str, title: str | None
+) -> None:
+    """Checked against the kit's 1.16.0: path parts are stripped, an unknown extension is read
+    as text, a name without an extension is dropped."""
+    body = {
+        "message": "Where does Packet live?",
+        "mode": "chat",
+        "attachments": [document_attachment(name, b"Packet lives at Wire Lake.")],
+    }
+    final = events(http.post("/workspace/scratchpad/stream-chat", json=body))[-1]
+    titles = [s["title"] for s in final["sources"]]
+    assert titles == ([title] if title else [])

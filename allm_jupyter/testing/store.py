@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+import posixpath
 import re
 import threading
 import uuid
@@ -475,12 +476,8 @@ class Store:
             except ValueError:
                 continue
             name = item.get("name") if _js_truthy_text(item.get("name")) else None
-            filename = re.sub(
-                r'[<>:"/\\|?*\u201c-\u201f\u2018-\u201b]',
-                "",
-                str(name or f"attachment-{uuid.uuid4()}"),
-            )
-            if not text or not filename:
+            filename = _hotdir_name(str(name or f"attachment-{uuid.uuid4()}"))
+            if not text or filename is None:
                 continue
             doc_id = str(uuid.uuid4())
             metadata = _document_metadata(
@@ -666,6 +663,17 @@ class Store:
                 and c.include
                 for message in c.history()
             ]
+
+
+def _hotdir_name(name: str) -> str | None:
+    """``sanitizeFileName(normalizePath(name))``, or ``None`` where the collector gives up: an
+    invalid path, or no extension (the kit's hot folder path has a dot, so the collector's
+    "no file extension" check applies)."""
+    normal = re.sub(r"^(\.\.(/|\\|$))+", "", posixpath.normpath(name.strip())).strip()
+    if normal in ("..", ".", "/"):
+        return None
+    filename = re.sub(r'[<>:"/\\|?*\u201c-\u201f\u2018-\u201b]', "", normal)
+    return filename if posixpath.splitext(filename)[1] else None
 
 
 def strip_and_slug(title: str) -> str:
