@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AllmError,
+    AttachmentError,
     AuthenticationError,
     ChatAbortedError,
     ConfigurationError,
     ConnectionLostError,
+    DocumentNotFoundError,
     ServerError,
     ServerUnreachableError,
     StreamTimeoutError,
@@ -64,12 +66,14 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 
 __all__ = [
     "AllmError",
+    "AttachmentError",
     "AuthenticationError",
     "ChatAbortedError",
     "ChatStream",
     "Client",
     "ConfigurationError",
     "ConnectionLostError",
+    "DocumentNotFoundError",
     "Metrics",
     "Reply",
     "ServerError",
