@@ -18,6 +18,7 @@ import io
 import keyword
 import mimetypes
 import re
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -445,8 +446,31 @@ def from_names(
     return built
 
 
-def explain_document(source: str, traceback_text: str, label: str = "error") -> Attachment:
-    """The failing cell and its traceback (ANSI colours removed) as one text document."""
-    plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", traceback_text).strip()
-    text = f"The notebook cell that failed:\n\n{source.strip()}\n\nIts traceback:\n\n{plain}\n"
-    return document(file_stem(label) + ".txt", text.encode(), mime="text/plain")
+EXPLAIN_QUESTION = "Why does this notebook cell fail, and how do I fix it?"
+
+
+def traceback_text(error: BaseException) -> str:
+    """The error as Python prints it, without the frames of IPython that ran the cell."""
+    frames = error.__traceback__
+    while frames is not None and str(frames.tb_frame.f_globals.get("__name__", "")).startswith(
+        "IPython."
+    ):
+        frames = frames.tb_next
+    return "".join(traceback.format_exception(type(error), error, frames))
+
+
+def explain_message(
+    source: str, error_text: str, question: str | None = None, *, max_chars: int = 8_000
+) -> str:
+    """The question for ``%allm explain``: the failing cell and its traceback go in the message
+    itself, not as a document, so it works on every server version and in every mode. ANSI
+    colours are removed; a long traceback keeps its end, where the error is."""
+    plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", error_text).strip()
+    if len(plain) > max_chars:
+        plain = f"[{len(plain) - max_chars:,} earlier characters cut]\n" + plain[-max_chars:]
+    fence = "~~~~"  # a cell rarely holds four tildes; backticks are common in docstrings
+    return (
+        f"{(question or EXPLAIN_QUESTION).strip()}\n\n"
+        f"The cell:\n\n{fence}python\n{source.strip()}\n{fence}\n\n"
+        f"Its traceback:\n\n{fence}\n{plain}\n{fence}\n"
+    )

@@ -14,14 +14,16 @@ from hypothesis import strategies as st
 
 from allm_jupyter.attachments import (
     DOCUMENT_MIME,
+    EXPLAIN_QUESTION,
     AttachmentLimits,
     attachment,
     check_total,
-    explain_document,
+    explain_message,
     file_stem,
     from_names,
     resolve,
     table,
+    traceback_text,
 )
 from allm_jupyter.errors import AllmError, AttachmentError
 
@@ -269,14 +271,32 @@ def test_file_stems_survive_the_servers_name_sanitising() -> None:
     assert file_stem("???") == "attachment"
 
 
-def test_explain_document_holds_source_and_plain_traceback() -> None:
+def test_explain_message_holds_source_and_plain_traceback() -> None:
     coloured = "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"
-    built = explain_document("1 / 0\n", coloured, "In[4]")
-    assert built.name == "In-4.txt"
-    assert built.data.decode() == (
-        "The notebook cell that failed:\n\n1 / 0\n\nIts traceback:\n\n"
-        "ZeroDivisionError: division by zero\n"
+    assert explain_message("1 / 0\n", coloured) == (
+        f"{EXPLAIN_QUESTION}\n\nThe cell:\n\n~~~~python\n1 / 0\n~~~~\n\n"
+        "Its traceback:\n\n~~~~\nZeroDivisionError: division by zero\n~~~~\n"
     )
+    own = explain_message("x", "E" * 50 + "End", "Why?", max_chars=10)
+    assert own.startswith("Why?\n\n")
+    assert "[43 earlier characters cut]\nEEEEEEEEnd\n" in own
+
+
+def test_traceback_text_skips_the_frames_of_ipython() -> None:
+    runner: dict[str, object] = {"__name__": "IPython.core.fake_shell"}
+    exec(  # a stand-in for IPython's run_code: it catches what the cell raised
+        "def run(cell):\n    try:\n        cell()\n    except Exception as error:\n        return error\n",
+        runner,
+    )
+
+    def cell() -> None:
+        {}["missing"]
+
+    error = runner["run"](cell)  # type: ignore[operator]
+    text = traceback_text(error)
+    assert text.startswith("Traceback (most recent call last):\n")
+    assert 'File "<string>"' not in text and "in cell" in text  # the runner's frame is gone
+    assert text.endswith("KeyError: 'missing'\n")
 
 
 @settings(deadline=None, max_examples=50)
