@@ -162,7 +162,8 @@ def is_dataframe(obj: object) -> bool:
 
 
 def _is_figure(obj: object) -> bool:
-    return _library(obj) == "matplotlib" and callable(getattr(obj, "savefig", None))
+    """A matplotlib Figure, or anything that saves like one (seaborn's grids)."""
+    return not isinstance(obj, type) and callable(getattr(obj, "savefig", None))
 
 
 def _is_pil_image(obj: object) -> bool:

@@ -133,6 +133,15 @@ def test_figures_and_images_become_png_or_jpeg_attachments() -> None:
         attachment(IPythonImage(url="http://example.org/a.png"), "remote")
 
 
+def test_anything_that_saves_like_a_figure_is_one() -> None:
+    class Grid:  # seaborn's FacetGrid saves through its figure the same way
+        def savefig(self, target: io.BytesIO, **options: object) -> None:
+            assert options == {"format": "png", "bbox_inches": "tight"}
+            target.write(png_bytes())
+
+    assert attachment(Grid(), "grid").data == png_bytes()
+
+
 def test_text_and_bytes_are_text_documents() -> None:
     built = attachment("Héllo {braces} stay", "note")
     assert (built.name, built.mime, built.data) == (
