@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AllmError,
+    AttachmentError,
     AuthenticationError,
     ChatAbortedError,
     ConfigurationError,
     ConnectionLostError,
+    DocumentNotFoundError,
     ServerError,
     ServerUnreachableError,
     StreamTimeoutError,
@@ -84,6 +86,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 
 __all__ = [
     "AllmError",
+    "AttachmentError",
     "AuthenticationError",
     "ChatAbortedError",
     "ChatStream",
@@ -91,6 +94,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLostError",
     "Document",
+    "DocumentNotFoundError",
     "Event",
     "HistoryMessage",
     "Metrics",

@@ -8,6 +8,7 @@ by an ``httpx.Auth``, so it is in no attribute, default header or traceback loca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import mimetypes
@@ -24,12 +25,14 @@ import httpx
 from httpx_sse import EventSource
 
 from ._json import objects, text
+from .attachments import DOCUMENT_MIME, Attachment, is_dataframe, table
 from .errors import (
     AllmError,
     AuthenticationError,
     ChatAbortedError,
     ConfigurationError,
     ConnectionLostError,
+    DocumentNotFoundError,
     ServerError,
     ServerUnreachableError,
     StreamTimeoutError,
@@ -522,21 +525,11 @@ class Client:
             raise UploadError(f"There is no file at {file_path}.")
         self.workspace(slug)  # fail before uploading when the slug is wrong
         mime = mimetypes.guess_type(file_path.name)[0] or "application/octet-stream"
-        try:
-            with file_path.open("rb") as handle:
-                data = self._request(
-                    "POST",
-                    "/v1/document/upload",
-                    files={"file": (file_path.name, handle, mime)},
-                    timeout=_timeouts(max(self.timeout, _EMBED_TIMEOUT)),
-                )
-        except ServerError as exc:  # a parse failure is a 500 with {"success": false, "error"}
-            data = {"error": exc.detail}
-        locations = [d["location"] for d in objects(data.get("documents")) if d.get("location")]
-        if not data.get("success") or not locations:
-            reason = data.get("error") or "no document was produced"
-            raise UploadError(
-                f"The server could not read {file_path.name}: {_sentence(str(reason))}"
+        with file_path.open("rb") as handle:
+            locations = self._store_document(
+                "/v1/document/upload",
+                file_path.name,
+                files={"file": (file_path.name, handle, mime)},
             )
         self._request(
             "POST",
@@ -545,14 +538,7 @@ class Client:
             workspace=slug,
             timeout=_timeouts(max(self.timeout, _EMBED_TIMEOUT)),
         )
-        embedded = {d.docpath: d for d in self.workspace(slug).documents}
-        missing = [loc for loc in locations if loc not in embedded]
-        if missing:
-            raise UploadError(
-                f"{file_path.name} was uploaded but not embedded into '{slug}' (check the "
-                "server's embedder settings and logs)."
-            )
-        return [embedded[loc] for loc in locations]
+        return self._embedded(slug, locations, file_path.name)
 
     # -- chat -------------------------------------------------------------------------------
 
@@ -565,12 +551,16 @@ class Client:
         session_id: str | None = None,
         thread: str | None = None,
         reset: bool = False,
-        attachments: Sequence[Mapping[str, str]] | None = None,
+        attachments: Sequence[Attachment | Mapping[str, str]] | None = None,
         timeout: float | None = None,
     ) -> ChatStream:
         """Ask a question and iterate its typed events as they arrive (workspace or thread route).
 
-        ``timeout`` overrides the client's idle timeout for this answer only.
+        ``attachments`` are :class:`~allm_jupyter.attachments.Attachment` objects (see
+        :func:`~allm_jupyter.attachments.attachment`) or raw ``{name, mime, contentString}``
+        dicts; documents are read only in chat and query turns, so pass ``mode`` with them
+        (new workspaces default to ``automatic``). ``timeout`` overrides the client's idle
+        timeout for this answer only.
         """
         message = message or ""
         if not message.strip() and not reset:
@@ -588,7 +578,7 @@ class Client:
         if reset:
             body["reset"] = True
         if attachments:
-            body["attachments"] = [dict(a) for a in attachments]
+            body["attachments"] = _wire_attachments(attachments, message, mode)
         path = f"/v1/workspace/{_segment(slug)}"
         if thread:
             path += f"/thread/{_segment(thread)}"
@@ -611,7 +601,7 @@ class Client:
         session_id: str | None = None,
         thread: str | None = None,
         reset: bool = False,
-        attachments: Sequence[Mapping[str, str]] | None = None,
+        attachments: Sequence[Attachment | Mapping[str, str]] | None = None,
         timeout: float | None = None,
     ) -> Reply:
         """Ask a question and return the whole :class:`Reply` (the stream, folded)."""
@@ -628,6 +618,140 @@ class Client:
         for _ in stream:
             pass
         return stream.reply
+
+    # -- notebook data into a workspace -------------------------------------------------------
+
+    def _store_document(self, path: str, what: str, **kwargs: Any) -> list[str]:
+        """POST to a document route and return the new documents' locations.
+
+        Parse and collector failures are a 500 (422 for missing fields) with
+        ``{"success": false, "error"}``; they all mean the document was not made.
+        """
+        try:
+            data = self._request(
+                "POST", path, timeout=_timeouts(max(self.timeout, _EMBED_TIMEOUT)), **kwargs
+            )
+        except ServerError as exc:
+            data = {"error": exc.detail}
+        locations = [d["location"] for d in objects(data.get("documents")) if d.get("location")]
+        if not data.get("success") or not locations:
+            reason = data.get("error") or "no document was produced"
+            raise UploadError(f"The server could not read {what}: {_sentence(str(reason))}")
+        return locations
+
+    def _embedded(self, slug: str, locations: Sequence[str], what: str) -> list[Document]:
+        """The workspace's rows for ``locations``: the server reports no embedding failure, so
+        its document list is the only proof."""
+        embedded = {d.docpath: d for d in self.workspace(slug).documents}
+        if any(location not in embedded for location in locations):
+            raise UploadError(
+                f"{what} was uploaded but not embedded into '{slug}' (check the server's "
+                "embedder settings and logs)."
+            )
+        return [embedded[location] for location in locations]
+
+    def upload_text(
+        self,
+        slug: str,
+        content: str | Any,
+        *,
+        title: str,
+        description: str | None = None,
+        max_rows: int | None = None,
+    ) -> Document:
+        """Save text, or a pandas/polars DataFrame as CSV (all rows unless ``max_rows``), as a
+        document titled ``title`` and embed it into the workspace (``raw-text``).
+
+        The server names the document after the title, slugged, with ``.txt``.
+        """
+        if isinstance(content, str):
+            text_content = content
+        elif is_dataframe(content):
+            text_content = table(content, max_rows=max_rows or len(content)).text
+        else:
+            raise UploadError(
+                f"upload_text takes text or a pandas/polars DataFrame, not a {type(content).__name__}."
+            )
+        if not text_content.strip():
+            raise UploadError(f"{title} is empty; there is nothing to upload.")
+        if not title.strip():
+            raise UploadError("The document needs a title.")
+        self.workspace(slug)  # the server skips an unknown slug silently
+        metadata = {"title": title} | ({"description": description} if description else {})
+        locations = self._store_document(
+            "/v1/document/raw-text",
+            title,
+            json={"textContent": text_content, "metadata": metadata, "addToWorkspaces": slug},
+        )
+        return self._embedded(slug, locations[:1], title)[0]
+
+    def upload_link(self, slug: str, url: str) -> Document:
+        """Have the server fetch a web page, save it as a document and embed it (``upload-link``)."""
+        shown = redact_url(url)
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise UploadError(f"'{shown}' is not an http(s) link.")
+        self.workspace(slug)
+        try:
+            locations = self._store_document(
+                "/v1/document/upload-link", shown, json={"link": url, "addToWorkspaces": slug}
+            )
+        except UploadError as exc:  # the server quotes the link it was given
+            raise UploadError(exc.message.replace(url, shown)) from None
+        return self._embedded(slug, locations[:1], shown)[0]
+
+    def documents(self, slug: str) -> list[Document]:
+        """The workspace's embedded documents, each with its ``pinned`` flag."""
+        return list(self.workspace(slug).documents)
+
+    def pin(self, slug: str, document: str, pinned: bool = True) -> Document:
+        """Pin (or unpin, ``pinned=False``) a document, named by its docpath, file name or title.
+
+        A pinned document is put into every prompt whole (``update-pin``).
+        """
+        found = _find_document(self.documents(slug), document, slug)
+        try:
+            self._request(
+                "POST",
+                f"/v1/workspace/{_segment(slug)}/update-pin",
+                json={"docPath": found.docpath, "pinStatus": pinned},
+                workspace=slug,
+            )
+        except ServerError as exc:
+            if exc.status == 404:  # removed since it was listed
+                raise DocumentNotFoundError(
+                    f"Workspace '{slug}' has no document {found.docpath} any more."
+                ) from None
+            raise
+        return dataclasses.replace(found, pinned=pinned)
+
+
+def _wire_attachments(
+    attachments: Sequence[Attachment | Mapping[str, str]], message: str, mode: str | None
+) -> list[dict[str, str]]:
+    wire = [a.to_wire() if isinstance(a, Attachment) else dict(a) for a in attachments]
+    agent_turn = message.startswith("@agent") or mode == "automatic"
+    if agent_turn and any(a.get("mime") == DOCUMENT_MIME for a in wire):
+        # Agent turns skip the document parser: the document would be dropped without a word.
+        raise ConfigurationError(
+            "Document attachments are not read in agent turns (@agent or mode automatic); "
+            "ask in chat or query mode."
+        )
+    return wire
+
+
+def _find_document(documents: Sequence[Document], name: str, slug: str) -> Document:
+    """A document by docpath, else by file name or title; an ambiguous name lists the choices."""
+    for field in ("docpath", "filename", "title"):
+        matches = [d for d in documents if getattr(d, field) == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            paths = ", ".join(d.docpath for d in matches)
+            raise DocumentNotFoundError(
+                f"Several documents of '{slug}' are called {name}; name one by its path: {paths}."
+            )
+    listed = ", ".join(d.title or d.filename for d in documents[:20]) or "it has none"
+    raise DocumentNotFoundError(f"Workspace '{slug}' has no document {name} ({listed}).")
 
 
 def _is_ping(response: httpx.Response) -> bool:

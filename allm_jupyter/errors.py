@@ -128,3 +128,11 @@ class ConnectionLostError(AllmError):
 
 class UploadError(AllmError):
     """A document could not be uploaded or embedded."""
+
+
+class AttachmentError(AllmError):
+    """A notebook object cannot be attached: unknown type, missing name, too large."""
+
+
+class DocumentNotFoundError(AllmError):
+    """The workspace has no such document (to pin or unpin)."""

@@ -110,6 +110,8 @@ class Document:
     filename: str
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    pinned: bool = False
+    """Pinned documents go into every prompt whole, not only their matching chunks."""
 
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> Document:
@@ -123,6 +125,7 @@ class Document:
             filename=text(row.get("filename")) or "",
             title=text(meta.get("title")),
             metadata=meta,
+            pinned=row.get("pinned") is True,
         )
 
 

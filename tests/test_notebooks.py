@@ -110,7 +110,11 @@ def assert_no_key(executed: Executed) -> None:
 
 
 def test_both_notebooks_are_there() -> None:
-    assert [p.name for p in NOTEBOOK_FILES] == ["quickstart.ipynb", "rag-workflow.ipynb"]
+    assert [p.name for p in NOTEBOOK_FILES] == [
+        "ask-about-data.ipynb",
+        "quickstart.ipynb",
+        "rag-workflow.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.name)

@@ -9,12 +9,18 @@
 from allm_jupyter.testing import scenarios
 from allm_jupyter.testing.data import answer_for
 from allm_jupyter.testing.scenarios import REFUSAL_TEXT, RESET_TEXT, Scenario
-from allm_jupyter.testing.server import RecordedRequest, StandInServer, StreamRecord
+from allm_jupyter.testing.server import (
+    RecordedAttachment,
+    RecordedRequest,
+    StandInServer,
+    StreamRecord,
+)
 from allm_jupyter.testing.store import expected_reply
 
 __all__ = [
     "REFUSAL_TEXT",
     "RESET_TEXT",
+    "RecordedAttachment",
     "RecordedRequest",
     "Scenario",
     "StandInServer",

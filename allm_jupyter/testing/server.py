@@ -25,12 +25,15 @@ import socket
 import socketserver
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.utils import formatdate
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -53,7 +56,7 @@ from allm_jupyter.testing.scenarios import (
 )
 from allm_jupyter.testing.store import SavedChat, Store, Thread, Workspace
 
-__all__ = ["RecordedRequest", "StandInServer", "StreamRecord"]
+__all__ = ["RecordedAttachment", "RecordedRequest", "StandInServer", "StreamRecord"]
 
 APP_VERSION = "1.16.0"
 KEEP_ALIVE_SECONDS = 5
@@ -74,6 +77,39 @@ class RecordedRequest:
     headers: dict[str, str]
     authorized: bool
     body: bytes = field(default=b"", repr=False)
+
+    @property
+    def attachments(self) -> list[RecordedAttachment]:
+        """The chat body's ``attachments``, data URLs decoded (objects only)."""
+        items = self.json.get("attachments") if isinstance(self.json, dict) else None
+        if not isinstance(items, list):
+            return []
+        return [RecordedAttachment.from_wire(item) for item in items if isinstance(item, dict)]
+
+
+@dataclass(frozen=True)
+class RecordedAttachment:
+    """One attachment as sent: ``data`` is ``None`` unless ``contentString`` is a strict
+    base64 data URL (``data:<type>;base64,<data>``), the only form the server decodes."""
+
+    name: Any
+    mime: Any
+    data_type: str | None
+    data: bytes | None = field(repr=False)
+
+    @classmethod
+    def from_wire(cls, item: Mapping[str, Any]) -> RecordedAttachment:
+        content = item.get("contentString")
+        match = (
+            re.fullmatch(r"data:([^;,]+);base64,(.+)", content, re.S)
+            if isinstance(content, str)
+            else None
+        )
+        data = None
+        if match:
+            with contextlib.suppress(ValueError):
+                data = base64.b64decode(match.group(2), validate=True)
+        return cls(item.get("name"), item.get("mime"), match.group(1) if match else None, data)
 
 
 @dataclass
@@ -610,6 +646,89 @@ class _Handler(BaseHTTPRequestHandler):
                 store.update_embeddings(workspace, [document["location"]], [])
         self._json(200, {"success": True, "error": None, "documents": [document]})
 
+    def _empty(self, status: int) -> None:
+        """``response.status(n).end()``: no body and no Content-Type."""
+        headers = [("X-Powered-By", "Express"), ("Vary", "Origin"), *self._date_and_connection()]
+        self._head(status, [*headers, ("Content-Length", "0")])
+
+    def _workspace_list(self, fields: Mapping[str, Any]) -> str | None:
+        """``validateWorkspaceSlugQuery``: ``addToWorkspaces`` must be a string when truthy;
+        ``None`` once its 422 has been sent."""
+        slugs = fields.get("addToWorkspaces", "")
+        if _js_truthy(slugs) and not isinstance(slugs, str):
+            kind = {bool: "boolean", int: "number", float: "number"}.get(type(slugs), "object")
+            error = (
+                f"addToWorkspaces must be a string of comma-separated workspace slugs. Got {kind}"
+            )
+            self._json(422, {"success": False, "error": error})
+            return None
+        return slugs if isinstance(slugs, str) else ""
+
+    def raw_text(self, request: RecordedRequest) -> None:
+        """``POST /v1/document/raw-text``: title first, then text, then the collector."""
+        fields = self._body_object()
+        slugs = self._workspace_list(fields)
+        if slugs is None:
+            return
+        metadata = _metadata_object(fields.get("metadata", {}))
+        text = fields.get("textContent")
+        if not _js_truthy(metadata.get("title")):
+            error = (
+                "You are missing required metadata key:value pairs in your request. "
+                "Required metadata key:values are 'title'"
+            )
+            self._json(422, {"success": False, "error": error})
+        elif not _js_truthy(text) or not _has_length(text):
+            error = "The 'textContent' key cannot have an empty value."
+            self._json(422, {"success": False, "error": error})
+        elif not isinstance(text, str) or not isinstance(metadata["title"], str):
+            failed = {"success": False, "error": "A processing error occurred.", "documents": []}
+            self._json(500, failed)
+        else:
+            store = self.server.standin.store
+            document = store.add_raw_text(text, metadata)
+            if slugs:
+                store.embed_into(slugs, document["location"])
+            self._json(200, {"success": True, "error": None, "documents": [document]})
+
+    def upload_link(self, request: RecordedRequest) -> None:
+        """``POST /v1/document/upload-link``: the page is really fetched (loopback pages in
+        tests); a page that cannot be fetched has "no content", as the collector says."""
+        fields = self._body_object()
+        slugs = self._workspace_list(fields)
+        if slugs is None:
+            return
+        link = fields.get("link")
+        if not _js_truthy(link):
+            self._json(500, {"success": False})  # processLink returns false for no link
+            return
+        target = _validate_url(link)
+        if not _valid_url(target):
+            self._json(500, {"success": False, "error": "Not a valid URL.", "documents": []})
+            return
+        content = _page_text(target)
+        if not content:
+            error = f"No URL content found at {target}."
+            self._json(500, {"success": False, "error": error, "documents": []})
+            return
+        store = self.server.standin.store
+        document = store.add_link(target, content, _metadata_object(fields.get("metadata", {})))
+        if slugs:
+            store.embed_into(slugs, document["location"])
+        self._json(200, {"success": True, "error": None, "documents": [document]})
+
+    def update_pin(self, request: RecordedRequest, slug: str) -> None:
+        """An unknown workspace crashes on ``workspace.id``: a bare 500."""
+        fields = self._body_object()
+        store = self.server.standin.store
+        workspace = store.workspace(slug)
+        if workspace is None:
+            self._empty(500)
+        elif not store.set_pinned(workspace, fields.get("docPath"), fields.get("pinStatus", False)):
+            self._status(404)
+        else:
+            self._json(200, {"message": "Pin status updated successfully"})
+
     def _chat_scope(
         self, slug: str, thread: str | None, stream: bool
     ) -> tuple[Workspace, Thread | None] | None:
@@ -669,7 +788,8 @@ class _Handler(BaseHTTPRequestHandler):
         if scenario is None and reset and not _has_length(message):
             scenario = scenarios.reset_confirmation()
         elif scenario is None:
-            scenario = store.plan(workspace, message, str(mode))
+            parsed = store.parse_attachments(body.get("attachments"))
+            scenario = store.plan(workspace, message, str(mode), parsed)
         prompt = message if isinstance(message, str) else _js_string(message)
         attachments = _image_attachments(body.get("attachments"))
 
@@ -804,6 +924,83 @@ def _multipart(content_type: str, body: bytes) -> list[_Part]:
     ]
 
 
+def _metadata_object(value: Any) -> dict[str, Any]:
+    """A document route's ``metadata``: an object, or a JSON string of one."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _validate_url(link: Any) -> str:
+    """The collector's ``validateURL``: ``https://`` when no scheme, no trailing slash."""
+    if not isinstance(link, str):
+        return ""
+    target = link.strip()
+    if "://" not in target:
+        target = "https://" + target
+    parts = urlsplit(target)
+    if not parts.path:
+        target += "/"  # what ``new URL(...).toString()`` adds
+    return target[:-1] if target.endswith("/") else target
+
+
+def _valid_url(link: str) -> bool:
+    """The collector's ``validURL``: http(s) only; private IPv4 ranges refused, loopback allowed."""
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", host) and host not in ("127.0.0.1", "0.0.0.0"):
+        return int(host.split(".")[0]) not in (192, 172, 10, 127, 169)
+    return True
+
+
+def _open_page(link: str) -> Any:
+    try:
+        return urllib.request.urlopen(link, timeout=10)
+    except urllib.error.HTTPError as error:
+        return error
+
+
+class _PageText(HTMLParser):
+    """The visible text of a page (the real collector renders it in Chromium)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._hidden += tag in ("script", "style", "head")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._hidden -= tag in ("script", "style", "head") and self._hidden > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and data.strip():
+            self.parts.append(data.strip())
+
+
+def _page_text(link: str) -> str:
+    """The page's text, or ``""`` when nothing answers. An error page is a page: the
+    collector's browser scrapes whatever it shows."""
+    try:
+        with _open_page(link) as page:
+            body: str = page.read(5_000_000).decode("utf-8", "replace")
+            kind: str = page.headers.get_content_type()
+    except (OSError, ValueError):
+        return ""
+    if kind != "text/html":
+        return body.strip()
+    parser = _PageText()
+    parser.feed(body)
+    return "\n\n".join(parser.parts)
+
+
 _ROUTES: tuple[_Route, ...] = (
     _route("GET", "/api/ping", _Handler.ping, auth=False),
     _route("GET", "/api/utils/metrics", _Handler.metrics, auth=False),
@@ -823,6 +1020,9 @@ _ROUTES: tuple[_Route, ...] = (
     ),
     _route("GET", "/api/v1/workspace/{slug}/thread/{thread}/chats", _Handler.thread_chats),
     _route("POST", "/api/v1/document/upload", _Handler.upload),
+    _route("POST", "/api/v1/document/raw-text", _Handler.raw_text),
+    _route("POST", "/api/v1/document/upload-link", _Handler.upload_link),
+    _route("POST", "/api/v1/workspace/{slug}/update-pin", _Handler.update_pin),
 )
 
 

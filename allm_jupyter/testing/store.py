@@ -6,7 +6,9 @@ history rules follow the reference (section 6), including its surprises.
 
 from __future__ import annotations
 
+import base64
 import math
+import posixpath
 import re
 import threading
 import uuid
@@ -14,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from allm_jupyter.testing import scenarios
 from allm_jupyter.testing.data import (
@@ -29,6 +32,7 @@ from allm_jupyter.testing.scenarios import Save, Scenario
 
 __all__ = ["SavedChat", "Store", "Workspace", "expected_reply"]
 
+DOCUMENT_MIME = "application/anythingllm-document"
 _NAMESPACE = uuid.UUID("6f1c2a52-6a8e-4d59-9a53-5d1f0b7c3e11")
 CONTEXT_WINDOW = 4096
 
@@ -371,6 +375,130 @@ class Store:
                 if isinstance(path, str) and path in self.library:
                     self._embed(workspace, path, scenarios.iso_timestamp())
 
+    def add_raw_text(self, text: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """What the collector's ``processRawText`` returns: the title is slugged into a
+        ``.txt`` name, and absent metadata gets its own defaults (not the upload ones)."""
+        with self._lock:
+            title = str(metadata.get("title"))
+            name = strip_and_slug(title)
+            doc_id = str(uuid.uuid4())
+            url = metadata.get("url")
+            is_web = isinstance(url, str) and re.match(r"^https?://", url, re.I) is not None
+            data = {
+                "id": doc_id,
+                "url": f"web://{str(url).lower()}.website" if is_web else f"file://{name}.txt",
+                "title": f"{name}.txt",
+                "docAuthor": _string_or(metadata.get("docAuthor"), "no author specified"),
+                "description": _string_or(metadata.get("description"), "no description found"),
+                "docSource": _string_or(metadata.get("docSource"), "no source set"),
+                "chunkSource": _string_or(metadata.get("chunkSource"), f"{name}.txt"),
+                "published": _published_now(),
+            }
+            return self._store(f"custom-documents/raw-{name}-{doc_id}.json", data, text)
+
+    def add_link(self, link: str, content: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        """What the collector's ``scrapeGenericUrl`` returns for a fetched page."""
+        with self._lock:
+            parts = urlsplit(link)
+            name = collector_slug(f"{parts.hostname}{unquote(parts.path).replace('/', '_')}")
+            doc_id = str(uuid.uuid4())
+            data = {
+                "id": doc_id,
+                "url": f"file://{name}.html",
+                "title": str(metadata.get("title") or f"{name}.html"),
+                "docAuthor": str(metadata.get("docAuthor") or "no author found"),
+                "description": str(metadata.get("description") or "No description found."),
+                "docSource": str(metadata.get("docSource") or "URL link uploaded by the user."),
+                "chunkSource": f"link://{link}",
+                "published": _published_now(),
+            }
+            return self._store(f"custom-documents/url-{name}-{doc_id}.json", data, content)
+
+    def _store(self, location: str, data: dict[str, Any], text: str) -> dict[str, Any]:
+        """Keep a collector document; the returned row is ``writeToServerDocuments``'s."""
+        described = data | {
+            "wordCount": len(text.split(" ")),
+            "token_count_estimate": math.ceil(len(text) / 4),
+        }
+        self.library[location] = LibraryDocument(location, described, text)
+        return data | {
+            "wordCount": described["wordCount"],
+            "pageContent": text,
+            "token_count_estimate": described["token_count_estimate"],
+            "location": location,
+            "isDirectUpload": False,
+        }
+
+    def embed_into(self, slugs: str, location: str) -> None:
+        """``Document.api.uploadToWorkspace``: comma-separated slugs, lower-cased; unknown
+        ones are skipped silently."""
+        wanted = {slug.strip().lower() for slug in slugs.split(",")}
+        with self._lock:
+            for workspace in self.workspaces:
+                if workspace.slug in wanted:
+                    self.update_embeddings(workspace, [location], [])
+
+    def set_pinned(self, workspace: Workspace, docpath: Any, pinned: Any) -> bool:
+        """``update-pin``: ``False`` when the workspace has no such document. A missing
+        ``docPath`` matches the first document (Prisma drops ``undefined`` filters); a
+        non-boolean status fails inside ``Document.update``, which the route ignores."""
+        with self._lock:
+            if docpath is not None and not isinstance(docpath, str):
+                return False
+            found = next(
+                (d for d in workspace.documents if docpath is None or d.row["docpath"] == docpath),
+                None,
+            )
+            if found is None:
+                return False
+            if isinstance(pinned, bool):
+                found.row["pinned"] = pinned
+            return True
+
+    def parse_attachments(self, value: Any) -> list[dict[str, Any]]:
+        """The sources of document attachments, as ``processDocumentAttachments`` makes them
+        (text types only: this collector reads no PDF). Anything it cannot read is dropped
+        without a word, like the real server does."""
+        if not isinstance(value, list):
+            return []
+        parsed = []
+        for item in value:
+            if not (
+                isinstance(item, dict)
+                and _js_truthy_text(item.get("contentString"))
+                and _js_truthy_text(item.get("mime"))
+                and str(item["mime"]).lower() == DOCUMENT_MIME
+            ):
+                continue
+            content = str(item["contentString"])
+            match = re.match(r"^data:[^;]+;base64,(.+)$", content)
+            try:
+                data = base64.b64decode(match.group(1) if match else content)
+                text = data.decode("utf-8")
+            except ValueError:
+                continue
+            name = item.get("name") if _js_truthy_text(item.get("name")) else None
+            filename = _hotdir_name(str(name or f"attachment-{uuid.uuid4()}"))
+            if not text or filename is None:
+                continue
+            doc_id = str(uuid.uuid4())
+            metadata = _document_metadata(
+                doc_id,
+                f"file:///app/collector/hotdir/{filename}",
+                filename,
+                text,
+                published=_published_now(),
+            )
+            parsed.append(
+                {"text": text[:1000] + "...continued on in source document..."}
+                | metadata
+                | {
+                    "location": f"direct-uploads/{collector_slug(filename)}-{doc_id}.json",
+                    "isDirectUpload": True,
+                }
+            )
+        return parsed
+
     def _embed(self, workspace: Workspace, location: str, created: str) -> None:
         document = self.library[location]
         row = {
@@ -429,14 +557,26 @@ class Store:
 
     # --- chats ------------------------------------------------------------------------------
 
-    def plan(self, workspace: Workspace, message: Any, mode: str) -> Scenario:
-        """The default answer to a validated chat request (the stand-in's 'LLM')."""
+    def plan(
+        self,
+        workspace: Workspace,
+        message: Any,
+        mode: str,
+        attached: Sequence[dict[str, Any]] = (),
+    ) -> Scenario:
+        """The default answer to a validated chat request (the stand-in's 'LLM'). ``attached``
+        are the sources of parsed document attachments (:meth:`parse_attachments`): they come
+        first, as context, except in agent turns and in query mode on an empty workspace,
+        which the real server answers before it parses attachments."""
         if not isinstance(message, str):
             # A non-string message passes validation, then the agent check crashes on it.
             return scenarios.abort_before_tokens("promptString.startsWith is not a function")
         if message.startswith("@agent") or mode == "automatic":
             return scenarios.agent(answer_for(message))
-        sources = self.search(workspace, message)
+        sources = [
+            *(attached if workspace.documents or mode != "query" else ()),
+            *self.search(workspace, message),
+        ]
         if mode == "query" and not sources:
             refusal = workspace.row["queryRefusalResponse"] or scenarios.REFUSAL_TEXT
             return scenarios.refusal(refusal, empty_workspace=not workspace.documents)
@@ -525,6 +665,31 @@ class Store:
                 and c.include
                 for message in c.history()
             ]
+
+
+def _hotdir_name(name: str) -> str | None:
+    """``sanitizeFileName(normalizePath(name))``, or ``None`` where the collector gives up: an
+    invalid path, or no extension (the kit's hot folder path has a dot, so the collector's
+    "no file extension" check applies)."""
+    normal = re.sub(r"^(\.\.(/|\\|$))+", "", posixpath.normpath(name.strip())).strip()
+    if normal in ("..", ".", "/"):
+        return None
+    filename = re.sub(r'[<>:"/\\|?*\u201c-\u201f\u2018-\u201b]', "", normal)
+    return filename if posixpath.splitext(filename)[1] else None
+
+
+def strip_and_slug(title: str) -> str:
+    """The collector's ``stripAndSlug``: drop the last extension, then lower-case slugify."""
+    stem = "-".join(title.split(".")[:-1]) if "." in title else title
+    return collector_slug(stem).lower()
+
+
+def _string_or(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+def _js_truthy_text(value: Any) -> bool:
+    return value not in (None, False, 0, "")
 
 
 def _document_metadata(
