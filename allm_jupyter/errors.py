@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._terminal import terminal_text
+from ._terminal import terminal_text, unlinked
 
 if TYPE_CHECKING:
     from .reply import Reply
@@ -32,7 +32,8 @@ class AllmError(Exception):
         The error reply keeps the real class as ``ename``, so nbclient and papermill can tell a
         missing workspace from a timeout; ``%tb`` still prints the whole traceback.
         """
-        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {terminal_text(self.message)}"]
+        message = unlinked(terminal_text(self.message))
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {message}"]
 
 
 class ConfigurationError(AllmError):

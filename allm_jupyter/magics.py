@@ -20,6 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from traitlets import Bunch, CFloat, Enum, TraitError, Unicode, validate
 
 from . import options as option_table
+from ._terminal import terminal_text, unlinked
 from .context import Context
 from .errors import AllmError, ConfigurationError
 from .options import MODES, CellOptions, parse_options, parse_timeout
@@ -252,7 +253,7 @@ class AllmMagics(Magics):
         from .commands import Markdown, Message, Table  # loaded by the command that ran
 
         if isinstance(result, Message):
-            print(result.text)
+            print(unlinked(terminal_text(result.text)))
         elif isinstance(result, Table | Markdown):
             markdown = result.markdown() if isinstance(result, Table) else result.markdown
             plain = result.plain() if isinstance(result, Table) else result.plain
