@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import integer, mapping, objects, text
+from ._json import integer, mapping, objects, read_json, text
+from .errors import ServerError
 from .reply import Metrics, Source
 
 
@@ -28,9 +28,13 @@ class Document:
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> Document:
         raw_meta = row.get("metadata")
-        try:  # the server stores metadata as a JSON *string*
-            meta = mapping(json.loads(raw_meta) if isinstance(raw_meta, str) else raw_meta)
-        except ValueError:
+        try:  # the server stores metadata as a JSON *string*; a bad one costs only the title
+            meta = mapping(
+                read_json(raw_meta, "The document's metadata")
+                if isinstance(raw_meta, str)
+                else raw_meta
+            )
+        except ServerError:
             meta = {}
         return cls(
             docpath=text(row.get("docpath")) or "",
