@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bunch, CFloat, Enum, TraitError, Unicode, validate
+from traitlets import Bool, Bunch, CFloat, Enum, TraitError, Unicode, validate
 
 from .errors import AllmError, ConfigurationError
 from .render import terminal_text
@@ -209,6 +209,11 @@ class AllmMagics(Magics):
     mode = Enum(list(MODES), None, allow_none=True, help="chat, query or automatic.").tag(
         config=True
     )
+    show_images = Bool(
+        False,
+        help="Show images in answers. Off: they are links, since an image loads as soon as it "
+        "renders and a prompt-injected one can carry data to any server.",
+    ).tag(config=True)
 
     @validate("timeout")
     def _check_timeout(self, proposal: Bunch) -> float | None:
@@ -345,7 +350,7 @@ class AllmMagics(Magics):
         rich = self.shell is None or "text/markdown" in self.shell.display_formatter.active_types
         from .view import make_view
 
-        view = make_view(slug, rich=rich)
+        view = make_view(slug, rich=rich, show_images=self.show_images)
         reply = stream.reply
         try:
             for _ in stream:
