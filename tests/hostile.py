@@ -76,11 +76,24 @@ class HostileServer:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
 
     @property
     def base_url(self) -> str:
         scheme = "https" if self._tls else "http"
         return f"{scheme}://127.0.0.1:{self._port}"
+
+    def requested(self, path: str) -> bool:
+        with self._lock:
+            return self._has(path)
+
+    def wait_for_request(self, path: str, timeout: float = 60) -> bool:
+        """Whether a request for ``path`` arrived (now or within ``timeout`` seconds)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self._has(path), timeout)
+
+    def _has(self, path: str) -> bool:
+        return any(request.path == path for request in self.requests)
 
     def __enter__(self) -> HostileServer:
         self._spawn(self._accept_loop)
@@ -130,8 +143,9 @@ class HostileServer:
             request = self._read_request(connection)
             if request is None:
                 return
-            with self._lock:
+            with self._arrived:
                 self.requests.append(request)
+                self._arrived.notify_all()
             answer = self.routes.get(request.path) or canned(
                 http_response(404, b"Not Found", "text/plain", reason="Not Found")
             )
