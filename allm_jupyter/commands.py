@@ -1,7 +1,8 @@
 """The ``%allm`` line magic's sub-commands: status, workspaces, use, config, threads, history, …
 
-Each shows a Markdown table or line with a plain-text twin. Server text (names, snippets, history)
-goes through the same escaping as answers, since a workspace name is as untrusted as a document.
+Each shows a Markdown table or line with a plain-text twin. Server text in table cells (names,
+snippets, history) is literal: it reads exactly as written, never as markup or math, since a
+workspace name is as untrusted as a document.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
-from .render import escape_markdown_html, escape_table_cell, terminal_text
+from .render import escape_markdown_html, literal_markdown, terminal_text
 from .settings import Secret, session
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ HELP = """\
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += [
-        "| " + " | ".join(escape_table_cell("" if v is None else str(v)) for v in row) + " |"
+        "| " + " | ".join(literal_markdown("" if v is None else str(v)) for v in row) + " |"
         for row in rows
     ]
     return "\n".join(lines)

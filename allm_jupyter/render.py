@@ -130,9 +130,13 @@ def escape_markdown_html(text: str, *, images: bool = False) -> str:
 
 
 def escape_table_cell(text: str) -> str:
-    """Untrusted text as one Markdown table cell, exactly as written: one line, no markup, no math,
-    no ``|`` that splits it."""
-    return literal_markdown(text)
+    """Untrusted Markdown as one table cell: one line, escaped, no ``|`` that splits it.
+
+    Only inline escaping applies: a cell cannot hold a block, so a fence opener in it (a history
+    entry cut after its opening backticks) must not become one. For text that must read exactly as
+    written (a name), use :func:`literal_markdown`.
+    """
+    return _escape_line(" ".join(text.split()), False).replace("|", "&#124;")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from allm_jupyter.events import FileDownload, parse_event
 from allm_jupyter.render import (
     escape_markdown_html,
-    escape_table_cell,
+    literal_markdown,
     render_markdown,
     render_plain,
     status_line,
@@ -435,12 +435,12 @@ def test_images_only_when_asked_for(server: str, shown: str) -> None:
     "name", ["Budget $5 to $10", "$x$", "a \\(b\\) c", "\\begin{x}", "$$", "a|b $c$ *d*"]
 )
 def test_literal_text_is_kept_from_math(name: str, to_html: Callable[[str], str]) -> None:
-    shown = escape_table_cell(name)
+    shown = literal_markdown(name)
     assert shown.startswith('<span class="tex2jax_ignore mathjax_ignore">')
     assert "$" not in shown and "\\" not in shown and "|" not in shown
     html = to_html(f"| a |\n|---|\n| {shown} |")
     assert html.count("<td>") == 1 and audit(html) == []
-    assert escape_table_cell("plain name") == "plain name"  # no span where no math can start
+    assert literal_markdown("plain name") == "plain name"  # no span where no math can start
 
 
 # --- escaping: hostile input, on our Markdown and on rendered HTML ------------------------------
