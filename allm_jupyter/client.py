@@ -454,19 +454,14 @@ class Client:
         if status == 403:
             raise AuthenticationError(key_set=bool(self._api_key), base_url=self.base_url)
         reason = self._masked(response.reason_phrase)
-        detail = _error_detail(
-            self._body(response), response.headers.get("content-type", ""), reason
-        )
+        content_type = response.headers.get("content-type", "").lower()
+        detail = _error_detail(self._body(response), content_type, reason)
         missing_thread = _MISSING_THREAD.match(detail)
         if thread and missing_thread:
             raise ThreadNotFoundError(workspace or "", thread)
         if workspace and _MISSING_WORKSPACE.match(detail):
             raise WorkspaceNotFoundError(workspace, self._available_slugs())
-        if (
-            workspace
-            and status in (400, 404)
-            and "json" not in response.headers.get("content-type", "")
-        ):
+        if workspace and status in (400, 404) and "json" not in content_type:
             # Many workspace routes answer a bare "Bad Request" for an unknown slug.
             self.workspace(workspace)
         raise ServerError(

@@ -359,3 +359,12 @@ def test_a_corporate_ca_from_ssl_cert_file_or_the_argument(
     with Client(tls_server.base_url, api_key=KEY) as c:
         assert [w.slug for w in c.workspaces()] == ["tls"]
     assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in tls_server.requests)
+
+
+def test_an_error_body_is_read_whatever_the_case_of_its_content_type(
+    client: Client, allm_server: StandInServer
+) -> None:
+    body = '{"error":"The model is not loaded."}'
+    allm_server.queue(scenarios.http_error(500, body, "Application/JSON; Charset=UTF-8"))
+    with pytest.raises(ServerError, match=r": The model is not loaded\.$"):
+        client.chat(allm_server.slugs[0], "q", mode="chat")
