@@ -141,8 +141,8 @@ def _error_detail(body: str, content_type: str, reason: str) -> str:
             data = None
         if isinstance(data, dict):
             for key in ("error", "message"):
-                if isinstance(data.get(key), str) and data[key].strip():
-                    return data[key].strip()
+                if words := (text(data.get(key)) or "").strip():
+                    return words
     if "html" in content_type or body.lstrip().lower().startswith(("<!doctype", "<html")):
         parser = _TitleParser()
         parser.feed(body)
