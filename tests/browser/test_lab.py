@@ -1,5 +1,6 @@
 """``%%allm`` in a real JupyterLab and Jupyter Notebook 7: streaming in place, no script from
-answers, the picker; and in JupyterLab, saving.
+answers, literal text that MathJax leaves alone, images that load only when asked for, the picker;
+and in JupyterLab, saving.
 
 Notebook 7 renders notebooks with JupyterLab's widgets in its own shell (one notebook per page,
 no status bar, no tabs), so the same tests and selectors serve both; what differs is how the
@@ -187,7 +188,7 @@ PIXEL = bytes.fromhex(
 )
 
 
-@LAB_ONLY
+@BOTH
 def test_literal_text_is_not_typeset_but_answers_keep_their_math(
     open_notebook: OpenNotebook, standin: StandInServer
 ) -> None:
@@ -229,7 +230,7 @@ def test_literal_text_is_not_typeset_but_answers_keep_their_math(
     expect(table.locator("mjx-container")).to_have_count(0)
 
 
-@LAB_ONLY
+@BOTH
 def test_images_load_only_when_show_images_is_on(
     open_notebook: OpenNotebook, standin: StandInServer
 ) -> None:
