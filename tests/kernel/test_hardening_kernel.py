@@ -83,3 +83,19 @@ def test_images_are_links_unless_show_images(
         assert ask(kernel, kernel_server).final_markdown.startswith(f"See {image} here.")
     finally:
         kernel.run("%config AllmMagics.show_images = False")
+
+
+def test_plain_http_to_another_host_warns_once_in_the_notebook(
+    kernel: KernelSession, kernel_server: StandInServer
+) -> None:
+    port = kernel_server.base_url.rsplit(":", 1)[1]
+    # 0.0.0.0 is no loopback name, yet Linux connects it to this machine.
+    assert kernel.run(f"%config AllmMagics.base_url = 'http://0.0.0.0:{port}'").status == "ok"
+    try:
+        first, second = kernel.run("%allm workspaces"), kernel.run("%allm workspaces")
+    finally:
+        kernel.run("%config AllmMagics.base_url = None")
+    assert first.status == second.status == "ok"
+    warned = [o["text"] for o in first.of_type("stream") if o["name"] == "stderr"]
+    assert any("PlainHttpWarning: The API key goes to 0.0.0.0 over plain http" in t for t in warned)
+    assert "plain http" not in second.text
