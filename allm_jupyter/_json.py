@@ -1,4 +1,8 @@
-"""Tolerant readers for the server's JSON values.
+"""The one guarded JSON parser, and tolerant readers for the server's JSON values.
+
+Every JSON text from the server is parsed by :func:`read_json`, so no body, however hostile (nested
+a million deep, a 10,000-digit number, not JSON at all), escapes as anything but an
+:class:`~allm_jupyter.errors.AllmError` sentence.
 
 The real server sends ``null``, a wrong type, or nothing at all for fields that are documented as
 present (reference §10), so every model reads its fields through these instead of trusting them.
@@ -6,8 +10,28 @@ present (reference §10), so every model reads its fields through these instead 
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
+
+from .errors import ServerError
+
+
+def read_json(text: str, source: str) -> Any:
+    """``text`` parsed, or a :class:`ServerError` "``source`` with <what is wrong>." if it cannot be.
+
+    ``source`` says who sent it ("The server at X answered GET /v1/workspaces"). A leading byte
+    order mark is accepted; NaN and Infinity literals become ``None``.
+    """
+    try:
+        return json.loads(text.removeprefix("\ufeff"), parse_constant=lambda _: None)
+    except RecursionError:
+        problem = "JSON nested too deeply to read"
+    except ValueError as exc:  # JSONDecodeError, and int() refusing a number of 4,300+ digits
+        problem = (
+            "a number too long to read" if "digits" in str(exc) else "something that is not JSON"
+        )
+    raise ServerError(f"{source} with {problem}.", detail=problem)
 
 
 def text(value: Any) -> str | None:

@@ -9,11 +9,14 @@ by an ``httpx.Auth``, so it is in no attribute, default header or traceback loca
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import mimetypes
 import os
 import re
+import ssl
+import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -24,7 +27,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import EventSource
 
-from ._json import objects, text
+from ._json import objects, read_json, text
 from .attachments import DOCUMENT_MIME, Attachment, is_dataframe, table
 from .errors import (
     AllmError,
@@ -40,7 +43,7 @@ from .errors import (
     UploadError,
     WorkspaceNotFoundError,
 )
-from .events import Event, parse_event
+from .events import Event, FinalizeResponseStream, parse_event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply, ReplyBuilder
 from .secret import Secret
@@ -59,24 +62,52 @@ _MISSING_THREAD = re.compile(
 )
 _EMBED_TIMEOUT = 600.0
 _Row = TypeVar("_Row")
+_MASK = "********"
+
+
+class PlainHttpWarning(UserWarning):
+    """The API key is about to travel unencrypted to a host that is not this machine."""
 
 
 class _BearerAuth(httpx.Auth):
     """Adds ``Authorization: Bearer`` per request, reading the key from its wrapper only then."""
 
-    def __init__(self, secret: Secret, origin: str) -> None:
+    def __init__(self, secret: Secret, origin: Origin) -> None:
         self._secret = secret
         self._origin = origin
+        self._warned_hosts: set[str] = set()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._secret:
             if not self._secret.well_formed:
                 raise ConfigurationError(
-                    f"The API key from {self._origin} contains spaces or control characters; "
+                    f"The API key from {self._origin.api_key} contains spaces or control characters; "
                     "copy it again from Settings > Developer API."
                 )
+            self._warn_if_plain_http(request.url)
             request.headers["Authorization"] = "Bearer " + self._secret.reveal()
         yield request
+
+    def _warn_if_plain_http(self, url: httpx.URL) -> None:
+        """Once per host: anyone on the network path can read a key sent over http."""
+        if url.scheme != "http" or _is_loopback(url.host) or url.host in self._warned_hosts:
+            return
+        self._warned_hosts.add(url.host)
+        warnings.warn(
+            f"The API key goes to {url.host} over plain http, readable by anyone on the way; "
+            f"use an https:// address in {self._origin.base_url} if the server offers one.",
+            PlainHttpWarning,
+            stacklevel=2,
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _TitleParser(HTMLParser):
@@ -98,26 +129,24 @@ class _TitleParser(HTMLParser):
             self.title += data
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(body: str, content_type: str, reason: str) -> str:
     """The server's own words for an error, from JSON (``error``/``message``), text or HTML."""
-    content_type = response.headers.get("content-type", "")
-    body = response.text.strip()
+    body = body.strip()
     if "json" in content_type:
         try:
-            data = json.loads(body)
-        except ValueError:
+            data = read_json(body, "The error")
+        except ServerError:
             data = None
         if isinstance(data, dict):
             for key in ("error", "message"):
-                value = data.get(key)
-                if isinstance(value, str) and value.strip():
-                    return value.strip()
+                if words := (text(data.get(key)) or "").strip():
+                    return words
     if "html" in content_type or body.lstrip().lower().startswith(("<!doctype", "<html")):
         parser = _TitleParser()
         parser.feed(body)
         body = parser.title.strip()
     body = " ".join(body.split())
-    return body[:200] or response.reason_phrase or "no details"
+    return body[:200] or reason or "no details"
 
 
 def _sentence(text: str) -> str:
@@ -170,15 +199,17 @@ class ChatStream:
             ) as sse:
                 for message in sse.iter_sse():
                     try:
-                        data = json.loads(message.data)
-                    except (ValueError, RecursionError):
-                        logger.warning("ignored a malformed event line from the server")
+                        data = read_json(client._masked(message.data), "An event")
+                    except ServerError as exc:
+                        logger.warning("ignored an event line from the server: %s", exc)
                         continue
                     if not isinstance(data, dict):
                         continue
                     event = parse_event(data)
                     self._builder.add(event)
                     yield event
+                    if isinstance(event, FinalizeResponseStream):
+                        break  # the end of the turn (§11.1), even if the server keeps the body open
         except KeyboardInterrupt:
             self._builder.interrupt()
             raise
@@ -225,7 +256,10 @@ class Client:
     ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too), ``api_key`` and
     ``timeout`` (seconds without any byte before a stream is given up) default to
     ``ANYTHING_LLM_BASE_URL``, ``ANYTHING_LLM_API_KEY`` and 120 s. ``origin`` names where the URL
-    and key came from, for messages (the magic passes its settings' sources).
+    and key came from, for messages (the magic passes its settings' sources). TLS certificates are
+    always verified: against ``ca_bundle`` (a PEM file, e.g. a corporate CA) if given, else against
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else against certifi's bundle. Redirects are never
+    followed (the key would go along); the error names where the server points instead.
     """
 
     def __init__(
@@ -234,12 +268,13 @@ class Client:
         api_key: str | Secret | None = None,
         timeout: float | None = None,
         *,
+        ca_bundle: str | Path | None = None,
         transport: httpx.BaseTransport | None = None,
         origin: Origin | None = None,
     ) -> None:
         self._origin = origin or Origin(
-            base_url="Client(base_url=…)" if base_url else BASE_URL_ENV,
-            api_key="Client(api_key=…)" if api_key is not None else API_KEY_ENV,
+            base_url="Client's base_url" if base_url else BASE_URL_ENV,
+            api_key="Client's api_key" if api_key is not None else API_KEY_ENV,
         )
         root = normalize_base_url(
             base_url or env_value(os.environ, BASE_URL_ENV) or DEFAULT_BASE_URL,
@@ -255,8 +290,9 @@ class Client:
         self.timeout = float(timeout) if timeout else DEFAULT_TIMEOUT
         self._http = httpx.Client(
             base_url=root + "/api",
-            auth=_BearerAuth(self._api_key, self._origin.api_key),
+            auth=_BearerAuth(self._api_key, self._origin),
             timeout=_timeouts(self.timeout),
+            verify=ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True,
             transport=transport,
             headers={"User-Agent": "allm-jupyter"},
         )
@@ -280,17 +316,41 @@ class Client:
         self.close()
 
     def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachableError:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return ServerUnreachableError(
+                self.base_url,
+                "its TLS certificate is not trusted; if a corporate CA signed it, point "
+                "SSL_CERT_FILE at that CA's PEM file",
+                url_origin=self._origin.base_url,
+            )
         reason = {
             httpx.ConnectError: "connection refused or host not found",
             httpx.ConnectTimeout: "connection timed out",
         }.get(type(exc), type(exc).__name__)
         return ServerUnreachableError(self.base_url, reason, url_origin=self._origin.base_url)
 
+    def _masked(self, text: str) -> str:
+        """Server text with the API key masked: a proxy or server may quote the request back.
+
+        Every string from the server passes through here first (bodies, events, reasons, headers
+        we show), so no error, reply, log line or output can carry the key on its behalf.
+        """
+        key = self._api_key.reveal()
+        if not key:
+            return text
+        for form in {key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]}:
+            text = text.replace(form, _MASK)
+        return text
+
+    def _body(self, response: httpx.Response) -> str:
+        """A read response's body as text, masked; bytes that are not UTF-8 become U+FFFD."""
+        return self._masked(response.content.decode("utf-8", "replace"))
+
     def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send, turning transport failures into errors that name the server."""
+        """Send, turning transport failures and redirects into errors that name the server."""
         logger.debug("%s %s%s", request.method, request.url.path, " (stream)" if stream else "")
         try:
-            return self._http.send(request, stream=stream)
+            response = self._http.send(request, stream=stream)
         except httpx.ConnectTimeout as exc:
             raise self._unreachable(exc) from None
         except httpx.TimeoutException:
@@ -301,6 +361,33 @@ class Client:
             ) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
+        if response.has_redirect_location:
+            response.close()
+            raise self._redirected(request, self._masked(response.headers["location"]))
+        return response
+
+    def _redirected(self, request: httpx.Request, location: str) -> ConfigurationError:
+        """Where the server sends us, as scheme, host and path (no credentials, no query)."""
+        try:
+            target = request.url.join(location)
+            shown = target.copy_with(username=None, password=None, query=None, fragment=None)
+        except (httpx.InvalidURL, ValueError):
+            return ConfigurationError(
+                f"The server at {self.base_url} redirects to an address that is not a URL; set "
+                f"{self._origin.base_url} to the server's own address."
+            )
+        # The part of the request's path below the instance root, e.g. "/api/v1/workspaces".
+        root_path = self._http.base_url.path.rstrip("/").removesuffix("/api")
+        below_root = request.url.path[len(root_path) :]
+        if shown.path.endswith(below_root) and shown.scheme in ("http", "https"):
+            suggested = str(shown.copy_with(path=shown.path[: -len(below_root)] or "/"))
+            advice = f"set {self._origin.base_url} to {suggested.rstrip('/')}"
+        else:
+            advice = f"set {self._origin.base_url} to the server's own address"
+        return ConfigurationError(
+            f"The server at {self.base_url} redirects to {shown}; {advice} (redirects are not "
+            "followed, so the API key goes nowhere else)."
+        )
 
     def _request(
         self,
@@ -315,14 +402,12 @@ class Client:
         response = self._send(self._http.build_request(method, path, **kwargs))
         if response.status_code >= 400:
             self._raise_for(response, workspace=workspace, thread=thread)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        answered = f"The server at {self.base_url} answered {method} {path}"
+        data = read_json(self._body(response), answered)
         if not isinstance(data, dict):
             raise ServerError(
-                f"The server at {self.base_url} answered {method} {path} with something that is "
-                "not a JSON object; is this an AnythingLLM server?",
+                f"{answered} with something that is not a JSON object; is this an AnythingLLM "
+                "server?",
                 status=response.status_code,
             )
         return data
@@ -349,12 +434,16 @@ class Client:
                 body["mode"] = "chat"
                 response = self._send_stream(path, body, timeout)
             content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-            if response.status_code != 200 or content_type != "text/event-stream":
+            if response.status_code != 200 or content_type.lower() != "text/event-stream":
                 response.read()
                 if response.status_code == 200:
                     # The thread route crashes on an unknown workspace and answers 200 without SSE.
                     self.workspace(workspace)
                 self._raise_for(response, workspace=workspace, thread=thread)
+            # httpx-sse compares the media type case-sensitively; it was checked above. The SSE
+            # spec lets a stream start with a UTF-8 byte order mark: utf-8-sig drops it.
+            response.headers["content-type"] = "text/event-stream"
+            response.encoding = "utf-8-sig"
             yield EventSource(response)
         finally:
             response.close()
@@ -374,21 +463,19 @@ class Client:
             raise AuthenticationError(
                 key_set=bool(self._api_key), base_url=self.base_url, key_origin=self._origin.api_key
             )
-        detail = _error_detail(response)
+        reason = self._masked(response.reason_phrase)
+        content_type = response.headers.get("content-type", "").lower()
+        detail = _error_detail(self._body(response), content_type, reason)
         missing_thread = _MISSING_THREAD.match(detail)
         if thread and missing_thread:
             raise ThreadNotFoundError(workspace or "", thread)
         if workspace and _MISSING_WORKSPACE.match(detail):
             raise WorkspaceNotFoundError(workspace, self._available_slugs())
-        if (
-            workspace
-            and status in (400, 404)
-            and "json" not in response.headers.get("content-type", "")
-        ):
+        if workspace and status in (400, 404) and "json" not in content_type:
             # Many workspace routes answer a bare "Bad Request" for an unknown slug.
             self.workspace(workspace)
         raise ServerError(
-            f"The server answered {status} {response.reason_phrase}: {_sentence(detail)}",
+            f"The server answered {status} {reason}: {_sentence(detail)}",
             status=status,
             detail=detail,
         )

@@ -2,8 +2,9 @@
 
 Each returns what to show (a :class:`Table`, a :class:`Message`, :class:`Markdown` or a widget) and
 displays nothing itself: the magic is the one place that shows results, so every command can be
-called and tested on its own. Server text (names, snippets, history) goes through the same escaping
-as answers, since a workspace name is as untrusted as a document.
+called and tested on its own. Server text in table cells (names, snippets, history) is literal: it
+reads exactly as written, never as markup or math, since a workspace name is as untrusted as a
+document.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from .context import Context
 from .errors import AllmError, ConfigurationError
 from .options import help_rows
-from .render import escape_markdown_html, markdown_table, plain_table
+from .render import literal_markdown, markdown_table, plain_table
 from .secret import Secret
 from .settings import API_KEY_ENV
 
@@ -31,9 +32,7 @@ class Table:
     rows: Sequence[Sequence[object]]
 
     def markdown(self) -> str:
-        return (
-            f"**{escape_markdown_html(self.title)}**\n\n{markdown_table(self.headers, self.rows)}"
-        )
+        return f"**{literal_markdown(self.title)}**\n\n{markdown_table(self.headers, self.rows)}"
 
     def plain(self) -> str:
         return f"{self.title}\n{plain_table(self.headers, self.rows)}"

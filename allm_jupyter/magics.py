@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bunch, CFloat, Enum, TraitError, Unicode, validate
+from traitlets import Bool, Bunch, CFloat, Enum, TraitError, Unicode, validate
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
@@ -68,6 +68,11 @@ class AllmMagics(Magics):
     mode = Enum(list(MODES), None, allow_none=True, help="chat, query or automatic.").tag(
         config=True
     )
+    show_images = Bool(
+        False,
+        help="Show images in answers. Off: they are links, since an image loads as soon as it "
+        "renders and a prompt-injected one can carry data to any server.",
+    ).tag(config=True)
 
     @validate("timeout")
     def _check_timeout(self, proposal: Bunch) -> float | None:
@@ -169,7 +174,7 @@ class AllmMagics(Magics):
         """Stream the answer into the view; keep the reply, whole or partial, in ``_allm``."""
         from .view import make_view  # display code loads with the first question: load speed
 
-        view = make_view(slug, rich=self._rich)
+        view = make_view(slug, rich=self._rich, show_images=self.show_images)
         reply = stream.reply
         failed = False
         try:

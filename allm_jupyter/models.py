@@ -6,12 +6,12 @@ documents, and a row we cannot read must not cost the answer it came with.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import integer, mapping, nonempty, number, objects, text
+from ._json import integer, mapping, nonempty, number, objects, read_json, text
+from .errors import ServerError
 
 _METADATA_HEADER = re.compile(r"^\s*<document_metadata>.*?</document_metadata>\s*", re.DOTALL)
 
@@ -116,9 +116,13 @@ class Document:
     @classmethod
     def from_wire(cls, row: dict[str, Any]) -> Document:
         raw_meta = row.get("metadata")
-        try:  # the server stores metadata as a JSON *string*
-            meta = mapping(json.loads(raw_meta) if isinstance(raw_meta, str) else raw_meta)
-        except ValueError:
+        try:  # the server stores metadata as a JSON *string*; a bad one costs only the title
+            meta = mapping(
+                read_json(raw_meta, "The document's metadata")
+                if isinstance(raw_meta, str)
+                else raw_meta
+            )
+        except ServerError:
             meta = {}
         return cls(
             docpath=text(row.get("docpath")) or "",

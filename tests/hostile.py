@@ -1,0 +1,192 @@
+"""A hostile HTTP server on loopback: canned raw response bytes, for what the stand-in cannot send.
+
+The stand-in plays AnythingLLM's behaviour; this one plays a broken proxy or a malicious server.
+Each route answers with exact bytes (status line and headers included), written in the given
+separate writes, and may keep the connection open afterwards until the client hangs up. Every
+request is recorded, headers included, so tests can check what the client sent.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+
+_HEAD_LIMIT = 65_536
+
+
+@dataclass(frozen=True)
+class Canned:
+    """One response as raw bytes, sent in ``writes`` (each its own ``send``)."""
+
+    writes: tuple[bytes, ...]
+    keep_open: bool = False
+    """After the last write, wait for the client to close instead of closing."""
+
+
+def http_response(
+    status: int,
+    body: bytes = b"",
+    content_type: str = "application/json",
+    *,
+    reason: str = "OK",
+    headers: Iterable[tuple[str, str]] = (),
+    length: bool = True,
+) -> bytes:
+    """A whole HTTP/1.1 response; without ``length`` the body runs until the connection closes."""
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}", "Connection: close"]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def canned(data: bytes, *, keep_open: bool = False) -> Canned:
+    return Canned((data,), keep_open)
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    method: str
+    path: str
+    """Without the query string."""
+    target: str
+    headers: dict[str, str] = field(default_factory=dict)
+    """Lower-cased names."""
+
+
+class HostileServer:
+    """Serves ``routes`` (path -> :class:`Canned`) on 127.0.0.1, a free port; 404 elsewhere."""
+
+    def __init__(
+        self, routes: Mapping[str, Canned] | None = None, *, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.routes: dict[str, Canned] = dict(routes or {})
+        self._tls = tls
+        self.requests: list[RawRequest] = []
+        self.hangups = threading.Semaphore(0)
+        """Released each time a kept-open connection is closed by the client."""
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._port = self._listener.getsockname()[1]
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
+
+    def requested(self, path: str) -> bool:
+        with self._lock:
+            return self._has(path)
+
+    def wait_for_request(self, path: str, timeout: float = 60) -> bool:
+        """Whether a request for ``path`` arrived (now or within ``timeout`` seconds)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self._has(path), timeout)
+
+    def _has(self, path: str) -> bool:
+        return any(request.path == path for request in self.requests)
+
+    def __enter__(self) -> HostileServer:
+        self._spawn(self._accept_loop)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopping.set()
+        self._wake_write.send(b"x")
+        for thread in list(self._threads):
+            thread.join(timeout=10)
+        self._listener.close()
+        self._wake_read.close()
+        self._wake_write.close()
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _readable(self, sock: socket.socket) -> bool:
+        """Wait until ``sock`` can be read; False once the server stops."""
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        ready, _, _ = select.select([sock, self._wake_read], [], [])
+        return sock in ready and not self._stopping.is_set()
+
+    def _accept_loop(self) -> None:
+        while self._readable(self._listener):
+            connection, _ = self._listener.accept()
+            self._spawn(self._serve, connection)
+
+    def _serve(self, connection: socket.socket) -> None:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:
+                connection = self._tls.wrap_socket(connection, server_side=True)
+            except (ssl.SSLError, OSError):  # the client refused our certificate
+                connection.close()
+                return
+        with connection:
+            request = self._read_request(connection)
+            if request is None:
+                return
+            with self._arrived:
+                self.requests.append(request)
+                self._arrived.notify_all()
+            answer = self.routes.get(request.path) or canned(
+                http_response(404, b"Not Found", "text/plain", reason="Not Found")
+            )
+            try:
+                for data in answer.writes:
+                    connection.sendall(data)
+                if answer.keep_open:
+                    self._await_hangup(connection)
+            except OSError:  # the client left early: fine, it may
+                return
+
+    def _await_hangup(self, connection: socket.socket) -> None:
+        while self._readable(connection):
+            try:
+                if not connection.recv(4096):
+                    self.hangups.release()
+                    return
+            except OSError:
+                self.hangups.release()
+                return
+
+    def _read_request(self, connection: socket.socket) -> RawRequest | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            if len(data) > _HEAD_LIMIT or not self._readable(connection):
+                return None
+            chunk = connection.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        remaining = int(headers.get("content-length", "0")) - len(body)
+        while remaining > 0 and self._readable(connection):
+            chunk = connection.recv(min(remaining, 65_536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        return RawRequest(method, target.partition("?")[0], target, headers)
