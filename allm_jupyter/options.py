@@ -67,6 +67,14 @@ OPTIONS = (
         "NAME",
         "also bind the reply to the variable `NAME`; `_allm` always holds the last reply",
     ),
+    Option(
+        "attach",
+        "-a",
+        "NAME[,NAME…]",
+        "send notebook objects with the question: variables, `In[n]` or `Out[n]` (DataFrames, "
+        "figures, images, text, `pathlib.Path` files); the output lists what was attached and "
+        "what was cut",
+    ),
     Option("timeout", None, "SECONDS", "give up after this long without data (default 120)"),
     Option(
         "reset",
@@ -75,6 +83,13 @@ OPTIONS = (
         "forget this session's history before asking (in a one-line question: `--reset`)",
     ),
     Option("raw", None, None, "do not replace `{name}` references (one-line: `--raw`)"),
+    Option(
+        "explain",
+        None,
+        None,
+        "ask about the last cell that failed: its source and traceback go with the question "
+        "(the cell body, if any, is your own question; one-line: `%allm explain`)",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _BY_SHORT = {option.short: option for option in OPTIONS if option.short}
@@ -102,9 +117,12 @@ class CellOptions:
     thread: str | None = None
     session: str | None = None
     out: str | None = None
+    attach: tuple[str, ...] = ()
+    """Notebook references to send as attachments (``attach=df,fig``)."""
     timeout: float | None = None
     reset: bool = False
     raw: bool = False
+    explain: bool = False
     words: list[str] = field(default_factory=list)
     """Tokens after the options: a one-line question (``%allm -w ws What is X?``)."""
 
@@ -154,6 +172,8 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
                     raise ConfigurationError(f"The option {token} needs a value.")
                 position += 1
                 value = tokens[position]
+            if option.name == "attach" and values.get("attach"):
+                value = f"{values['attach']},{value}"  # -a df -a fig attaches both
             values[option.name] = value
         position += 1
     options.words = tokens[position:]
@@ -165,6 +185,9 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
         raise ConfigurationError(f"out= needs a Python variable name, not '{values['out']}'.")
     for name in ("workspace", "thread", "session", "out"):
         setattr(options, name, values.get(name) or None)
+    options.attach = tuple(
+        name.strip() for name in values.get("attach", "").split(",") if name.strip()
+    )
     return options
 
 
