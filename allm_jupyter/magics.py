@@ -20,7 +20,14 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from traitlets import Bunch, CFloat, Enum, Int, TraitError, Unicode, validate
 
 from . import options as option_table
-from .attachments import Attachment, AttachmentLimits
+from .attachments import (
+    Attachment,
+    AttachmentLimits,
+    explain_message,
+    from_names,
+    human_size,
+    traceback_text,
+)
 from .context import Context
 from .errors import AllmError, ConfigurationError
 from .options import MODES, CellOptions, parse_options, parse_timeout
@@ -144,8 +151,6 @@ class AllmMagics(Magics):
         error = result.error_in_exec or result.error_before_exec
         if error is None or explaining:
             return
-        from .attachments import traceback_text
-
         self._last_failure = Failure(
             result.info.raw_cell if result.info else "", traceback_text(error)
         )
@@ -219,8 +224,6 @@ class AllmMagics(Magics):
     def _attachments(self, options: CellOptions) -> list[Attachment]:
         if not options.attach:
             return []
-        from .attachments import from_names
-
         return from_names(options.attach, self.context.namespace, self.attachment_limits())
 
     def _explain(self, question: str) -> str:
@@ -229,8 +232,6 @@ class AllmMagics(Magics):
             raise ConfigurationError(
                 "No cell has failed in this kernel yet; run %allm explain after one fails."
             )
-        from .attachments import explain_message
-
         failure = self._last_failure
         return explain_message(failure.source, failure.traceback, question.strip() or None)
 
@@ -410,8 +411,7 @@ def _one_line_questions(lines: list[str]) -> list[str]:
 def _attached(attachments: list[Attachment], mode_note: str | None) -> Table:
     """What goes with the question, shown before the answer (names come from the user: the
     table escapes them)."""
-    from .attachments import human_size
-    from .commands import Table
+    from .commands import Table  # commands load on their first use: load speed
 
     title = "Attached" + (f" ({mode_note})" if mode_note else "")
     rows = [(a.name, a.kind, human_size(a.size), a.note or "") for a in attachments]
