@@ -284,7 +284,7 @@ def upload(context: Context, argument: str) -> Table:
             documents = client.upload(value or wanted, slug)
         else:
             raise UploadError(
-                f"Cannot upload {wanted}: it is a {type(value).__name__}; upload text, a pandas "
+                f"Cannot upload {wanted}: it holds a {type(value).__name__}; upload text, a pandas "
                 "or polars DataFrame, a file path or an http(s) link."
             )
     rows = [(d.title or d.filename, d.docpath) for d in documents]
