@@ -298,3 +298,13 @@ def test_documents_pin_and_unpin(kernel, kernel_server) -> None:
     assert one_sentence(missing, "DocumentNotFoundError").startswith(
         f"DocumentNotFoundError: Workspace '{slug}' has no document no-such-document.md ("
     )
+
+
+def test_attachment_names_are_shown_escaped(kernel, kernel_server, tmp_path: Path) -> None:
+    hostile = tmp_path / "<img src=x onerror=alert(1)>.md"
+    hostile.write_text("Herons.\n")
+    ok(kernel.run(f"from pathlib import Path\nodd = Path({str(hostile)!r})"))
+    run = ok(kernel.run("%%allm attach=odd\nWhat is in it?"))
+    assert kernel_server.chat_requests()[-1].attachments[0].data == b"Herons.\n"
+    markdown = attached_output(run)["text/markdown"]
+    assert "<img" not in markdown and "&lt;img" in markdown
