@@ -145,11 +145,12 @@ class AllmMagics(Magics):
         )
 
     def remember_failure(self, result: ExecutionResult) -> None:
-        """``post_run_cell``: keep the last failing cell for ``explain``; a cell that ran
-        ``explain`` keeps the failure it was about, so a failed explain can be retried."""
+        """``post_run_cell``: keep the last failing cell for ``explain``. A cell that ran
+        ``explain`` keeps the failure it was about, so a failed explain can be retried; a stop
+        (interrupt) is not a failure to explain."""
         explaining, self._explaining = self._explaining, False
         error = result.error_in_exec or result.error_before_exec
-        if error is None or explaining:
+        if error is None or explaining or isinstance(error, KeyboardInterrupt):
             return
         self._last_failure = Failure(
             result.info.raw_cell if result.info else "", traceback_text(error)

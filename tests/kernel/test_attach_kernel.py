@@ -205,6 +205,7 @@ def test_explain_sends_the_last_failing_cell_and_its_traceback(kernel, kernel_se
     failing = "def average(rows):\n    return sum(rows) / len(rows)\n\naverage([])"
     assert kernel.run(failing).status == "error"
     ok(kernel.run("x = 1"))  # a cell that works in between changes nothing
+    assert kernel.run("raise KeyboardInterrupt").status == "error"  # nor does a stop
     ok(kernel.run("%allm explain"))
     message = kernel_server.chat_requests()[-1].json["message"]
     assert message.startswith("Why does this notebook cell fail, and how do I fix it?\n\n")
