@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import AttachmentError
+from .options import AttachmentLimits
 
 DOCUMENT_MIME = "application/anythingllm-document"
 """The ``mime`` that asks the server to parse an attachment as a document (v1.9.1+)."""
@@ -50,32 +51,6 @@ ACCEPTED = (
 _REFERENCE = re.compile(
     r"^(?P<var>In|Out)\[(?P<index>\d+)\]$|^(?P<name>[^\W\d]\w*(?:\.[^\W\d]\w*)*)$"
 )
-
-
-@dataclass(frozen=True)
-class AttachmentLimits:
-    """Caps applied before sending: the server takes 3 GB bodies, the model's context does not."""
-
-    max_rows: int = 500
-    """DataFrame rows sent; the rest are cut and the cut is stated."""
-    table_format: Literal["csv", "markdown"] = "csv"
-    """CSV costs fewer tokens; Markdown tables read better for some models."""
-    max_document_bytes: int = 1_000_000
-    """Text sent to the prompt (about 250,000 tokens; most models take far less)."""
-    max_image_bytes: int = 5_000_000
-    """The smallest per-image limit among the big vision providers."""
-    max_total_bytes: int = 20_000_000
-    """All attachments of one question together."""
-
-    def __post_init__(self) -> None:
-        if self.table_format not in ("csv", "markdown"):
-            raise AttachmentError(
-                f"The table format must be csv or markdown, not {self.table_format!r}."
-            )
-        for name in ("max_rows", "max_document_bytes", "max_image_bytes", "max_total_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AttachmentError(f"{name} must be a positive whole number, not {value!r}.")
 
 
 @dataclass(frozen=True)

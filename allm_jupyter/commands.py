@@ -10,13 +10,17 @@ document.
 from __future__ import annotations
 
 import getpass
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+from .attachments import is_dataframe
+from .attachments import resolve as resolve_reference
 from .context import Context
-from .errors import AllmError, ConfigurationError
+from .errors import AllmError, AttachmentError, ConfigurationError, UploadError
 from .options import help_rows
 from .render import literal_markdown, markdown_table, plain_table
 from .secret import Secret
@@ -53,7 +57,14 @@ class Markdown:
     plain: str
 
 
-Output = Table | Message | Markdown | Any
+@dataclass(frozen=True)
+class Ask:
+    """A one-line question for the magic to stream, its options not yet parsed (``%allm explain``)."""
+
+    line: str
+
+
+Output = Table | Message | Markdown | Ask | Any
 """What a command returns; ``Any`` is a widget (``%allm pick``)."""
 
 
@@ -63,17 +74,22 @@ class Command:
     usage: str
     summary: str
     run: Callable[[Context, str], Output]
+    expands: bool = True
+    """Whether the magic expands ``{x}`` and ``$x`` in the argument as IPython does; a question's
+    argument keeps them for the question's own rules."""
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(usage: str, summary: str) -> Callable[[Callable[[Context, str], Output]], Any]:
+def command(
+    usage: str, summary: str, *, expands: bool = True
+) -> Callable[[Callable[[Context, str], Output]], Any]:
     """Register a function as ``%allm NAME``; ``usage`` and ``summary`` feed ``%allm help``."""
 
     def register(run: Callable[[Context, str], Output]) -> Callable[[Context, str], Output]:
         name = usage.split()[0]
-        COMMANDS[name] = Command(name, usage, summary, run)
+        COMMANDS[name] = Command(name, usage, summary, run, expands)
         return run
 
     return register
@@ -246,16 +262,80 @@ def search(context: Context, argument: str) -> Table:
     return Table(f"{len(results)} matches in {slug}", ("score", "source", "text"), rows)
 
 
-@command("upload PATH", "upload a file and embed it into the workspace")
+@command(
+    "upload PATH|NAME|URL",
+    "embed a file, a variable (text or a DataFrame) or a web page into the workspace",
+)
 def upload(context: Context, argument: str) -> Table:
-    path = argument.strip().strip("\"'")
-    if not path:
-        raise ConfigurationError("Say which file: %allm upload PATH.")
+    wanted = argument.strip().strip("\"'")
+    if not wanted:
+        raise ConfigurationError("Say what to upload: %allm upload PATH, NAME or URL.")
     settings = context.resolve()
     slug = context.workspace_or_fail(settings)
-    documents = context.client(settings).upload(path, slug)
+    client = context.client(settings)
+    if re.match(r"^https?://", wanted, re.IGNORECASE):
+        documents = [client.upload_link(slug, wanted)]
+    else:
+        value = _variable(context, wanted)
+        if isinstance(value, str) or is_dataframe(value):
+            documents = [client.upload_text(slug, value, title=wanted)]
+        elif value is None or isinstance(value, Path):
+            documents = client.upload(value or wanted, slug)
+        else:
+            raise UploadError(
+                f"Cannot upload {wanted}: it holds a {type(value).__name__}; upload text, a pandas "
+                "or polars DataFrame, a file path or an http(s) link."
+            )
     rows = [(d.title or d.filename, d.docpath) for d in documents]
     return Table(f"Embedded into {slug}", ("document", "path"), rows)
+
+
+def _variable(context: Context, reference: str) -> Any:
+    """The notebook object ``reference`` names, or ``None`` when it names none (then it is a
+    path: ``notes.md`` reads as the attribute ``md`` of a variable ``notes``)."""
+    try:
+        return resolve_reference(reference, context.namespace)
+    except AttachmentError:
+        return None
+
+
+@command("documents", "the workspace's documents; 📌 marks the pinned ones")
+def documents(context: Context, _: str) -> Table:
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    found = context.client(settings).documents(slug)
+    rows = [("📌" if d.pinned else "", d.title or d.filename, d.docpath) for d in found]
+    return Table(f"{len(found)} documents in {slug}", ("", "document", "path"), rows)
+
+
+@command("pin DOC", "put a document (title, file name or path) whole into every prompt")
+def pin(context: Context, argument: str) -> Message:
+    return _set_pin(context, argument, pinned=True)
+
+
+@command("unpin DOC", "stop putting a pinned document into every prompt")
+def unpin(context: Context, argument: str) -> Message:
+    return _set_pin(context, argument, pinned=False)
+
+
+def _set_pin(context: Context, argument: str, *, pinned: bool) -> Message:
+    wanted = argument.strip().strip("\"'")
+    verb = "pin" if pinned else "unpin"
+    if not wanted:
+        raise ConfigurationError(f"Say which document: %allm {verb} DOC (see %allm documents).")
+    settings = context.resolve()
+    slug = context.workspace_or_fail(settings)
+    document = context.client(settings).pin(slug, wanted, pinned=pinned)
+    return Message(f"{verb.capitalize()}ned {document.title or document.filename} in {slug}.")
+
+
+@command(
+    "explain [QUESTION]",
+    "ask the workspace about the last cell that failed (its source and traceback)",
+    expands=False,
+)
+def explain(context: Context, argument: str) -> Ask:
+    return Ask(f"--explain {argument}")
 
 
 @command("pick", "a widget to choose workspace, thread and mode")

@@ -12,26 +12,27 @@ import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Bunch, CFloat, Enum, TraitError, Unicode, validate
+from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, validate
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
 from .context import Context
 from .errors import AllmError, ConfigurationError
-from .options import MODES, CellOptions, parse_options, parse_timeout
+from .options import MODES, AttachmentLimits, CellOptions, parse_options, parse_timeout
 from .question import interpolate, notebook_name
 from .settings import Config, ResolvedSettings
 
 if TYPE_CHECKING:
-    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 
+    from .attachments import Attachment
     from .client import ChatStream, Client
-    from .commands import Output
+    from .commands import Output, Table
     from .reply import Reply
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -41,6 +42,14 @@ _NO_PICKER = (
     "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
 )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The last cell that failed, as text (the exception itself would keep its frames alive)."""
+
+    source: str
+    traceback: str
 
 
 class Interrupted(KeyboardInterrupt):
@@ -73,6 +82,31 @@ class AllmMagics(Magics):
         help="Show images in answers. Off: they are links, since an image loads as soon as it "
         "renders and a prompt-injected one can carry data to any server.",
     ).tag(config=True)
+    attachment_rows = Int(
+        AttachmentLimits.max_rows,
+        min=1,
+        help="DataFrame rows sent with attach= (the rest are cut, and the output says so).",
+    ).tag(config=True)
+    attachment_table_format = Enum(
+        ["csv", "markdown"],
+        AttachmentLimits.table_format,
+        help="How attach= sends a DataFrame: csv (fewer tokens) or markdown (a table).",
+    ).tag(config=True)
+    attachment_max_document_bytes = Int(
+        AttachmentLimits.max_document_bytes,
+        min=1,
+        help="Largest text, table or file attach= sends as a document (bytes).",
+    ).tag(config=True)
+    attachment_max_image_bytes = Int(
+        AttachmentLimits.max_image_bytes,
+        min=1,
+        help="Largest image attach= sends (bytes).",
+    ).tag(config=True)
+    attachment_max_total_bytes = Int(
+        AttachmentLimits.max_total_bytes,
+        min=1,
+        help="Largest total of all attachments of one question (bytes).",
+    ).tag(config=True)
 
     @validate("timeout")
     def _check_timeout(self, proposal: Bunch) -> float | None:
@@ -88,6 +122,8 @@ class AllmMagics(Magics):
         namespace = shell.user_ns if shell is not None else {}
         self.context = Context(config=self.config_values, namespace=namespace)
         self._thread_names: set[str] = set()
+        self._last_failure: Failure | None = None
+        self._explaining = False
 
     def config_values(self) -> Config:
         """The traitlets as they are now (``%config`` may change them between cells)."""
@@ -96,6 +132,29 @@ class AllmMagics(Magics):
             default_workspace=self.default_workspace,
             mode=self.mode,
             timeout=self.timeout,
+        )
+
+    def attachment_limits(self) -> AttachmentLimits:
+        return AttachmentLimits(
+            max_rows=self.attachment_rows,
+            table_format="markdown" if self.attachment_table_format == "markdown" else "csv",
+            max_document_bytes=self.attachment_max_document_bytes,
+            max_image_bytes=self.attachment_max_image_bytes,
+            max_total_bytes=self.attachment_max_total_bytes,
+        )
+
+    def remember_failure(self, result: ExecutionResult) -> None:
+        """``post_run_cell``: keep the last failing cell for ``explain``. A cell that ran
+        ``explain`` keeps the failure it was about, so a failed explain can be retried; a stop
+        (interrupt) is not a failure to explain."""
+        explaining, self._explaining = self._explaining, False
+        error = result.error_in_exec or result.error_before_exec
+        if error is None or explaining or isinstance(error, KeyboardInterrupt):
+            return
+        from .attachments import traceback_text  # only after a failure: load speed
+
+        self._last_failure = Failure(
+            result.info.raw_cell if result.info else "", traceback_text(error)
         )
 
     @property
@@ -119,22 +178,30 @@ class AllmMagics(Magics):
     allm.__doc__ = option_table.docstring()
 
     def _ask(self, options: CellOptions, question: str) -> None:
+        self._explaining = self._explaining or options.explain
         try:
-            stream, slug = self._start(options, question)
+            stream, slug, attached = self._start(options, question)
         except AllmError as exc:  # _allm must not keep the previous cell's reply
             from .reply import Reply  # the fold loads with the first question: load speed
 
             self._keep(Reply(error=exc.message, workspace=options.workspace), options)
             raise
+        if attached is not None:
+            self._display(attached)
         self._show(stream, slug, options)
 
-    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str]:
-        """Resolve the settings and prepare the question's stream (nothing is sent yet)."""
+    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, Table | None]:
+        """Resolve the settings and prepare the question's stream (nothing is sent yet), with
+        the table of what is attached to it."""
         settings = self.context.resolve(options)
-        client = self.context.client(settings)
-        slug = self._workspace(settings, client)
+        attachments = self._attachments(options)  # before any request: a refusal sends nothing
         if not options.raw:
             question = interpolate(question, self.context.namespace)
+        if options.explain:
+            question = self._explain(question)
+        client = self.context.client(settings)
+        slug = self._workspace(settings, client)
+        mode, mode_note = self._mode(settings, attachments, client, slug)
         thread = settings.thread.value
         if thread == "new":
             made = client.new_thread(slug, name=self._new_thread_name())
@@ -147,13 +214,53 @@ class AllmMagics(Magics):
         stream = client.stream_chat(
             slug,
             question.strip(),
-            mode=settings.mode.value,
+            mode=mode,
             session_id=options.session or self.context.session.session_id,
             thread=thread,
             reset=options.reset,
+            attachments=attachments or None,
             timeout=settings.timeout.value,
         )
-        return stream, slug
+        return stream, slug, _attached(attachments, mode_note) if attachments else None
+
+    def _attachments(self, options: CellOptions) -> list[Attachment]:
+        if not options.attach:
+            return []
+        from .attachments import from_names  # only for attach=: load speed
+
+        return from_names(options.attach, self.context.namespace, self.attachment_limits())
+
+    def _explain(self, question: str) -> str:
+        """The last failure's cell and traceback, with the user's question or the default one."""
+        if self._last_failure is None:
+            raise ConfigurationError(
+                "No cell has failed in this kernel yet; run %allm explain after one fails."
+            )
+        failure = self._last_failure
+        from .attachments import explain_message  # only for explain: load speed
+
+        return explain_message(failure.source, failure.traceback, question.strip() or None)
+
+    @staticmethod
+    def _mode(
+        settings: ResolvedSettings, attachments: list[Attachment], client: Client, slug: str
+    ) -> tuple[str | None, str | None]:
+        """The mode to ask in, and why it is not the one set.
+
+        Agent turns do not read document attachments, and the server drops them without a word:
+        an automatic mode (the workspace's own too) becomes chat, and the output says so. A
+        cell's own ``mode=automatic`` is kept, and the client refuses it in one sentence.
+        """
+        mode = settings.mode.value
+        if (
+            not any(a.kind == "document" for a in attachments)
+            or settings.mode.source == "cell"
+            or mode in ("chat", "query")
+        ):
+            return mode, None
+        if mode is None and client.workspace(slug).chat_mode in ("chat", "query"):
+            return None, None
+        return "chat", "asked in chat mode: agent turns do not read attached documents"
 
     def _workspace(self, settings: ResolvedSettings, client: Client) -> str:
         """The slug to ask: a name (``Research``) is looked up, a slug is used as it is."""
@@ -216,9 +323,10 @@ class AllmMagics(Magics):
         found = COMMANDS.get(name)
         if found is not None:
             argument = words[1] if len(words) > 1 else ""
+            if found.expands:  # a command's argument expands {x} and $x as IPython would
+                argument = self._expand(argument)
             with _interruptible(f"%allm {name} was stopped."):
-                # a command's argument expands {x} and $x as IPython would
-                result = found.run(self.context, self._expand(argument))
+                result = found.run(self.context, argument)
             return self._display(result)
         if len(words) == 1 and not words[0].startswith("-"):
             # one bare word is a mistyped command far more often than a question
@@ -229,13 +337,16 @@ class AllmMagics(Magics):
             raise ConfigurationError(
                 f"'{name}' is not an %allm command; {hint}See %allm help, or ask with %%allm."
             )
+        self._ask_line(line)
+        return None
+
+    def _ask_line(self, line: str) -> None:
         options = self._one_line_options(line)
-        if not options.words:
+        if not options.words and not options.explain:
             raise ConfigurationError(
                 'Write the question after the options (%allm -w SLUG "question"), or use %%allm.'
             )
         self._ask(options, " ".join(options.words))
-        return None
 
     def _one_line_options(self, line: str) -> CellOptions:
         """The one-line form's options, with ``{name}`` in them expanded as on the ``%%allm`` line."""
@@ -252,12 +363,16 @@ class AllmMagics(Magics):
         return self.shell.var_expand(text) if self.shell is not None else text  # type: ignore[no-untyped-call]
 
     def _display(self, result: Output) -> Any:
-        """Show what a command returned: the one place ``%allm`` output is drawn."""
+        """Show what a command returned (or ask what it made a question of): the one place
+        ``%allm`` output is drawn."""
         from IPython.display import display
 
-        from .commands import Markdown, Message, Table  # loaded by the command that ran
+        from .commands import Ask, Markdown, Message, Table  # loaded by the command that ran
 
-        if isinstance(result, Message):
+        if isinstance(result, Ask):  # %allm explain: a question after all
+            self._explaining = True  # even if its options fail to parse
+            self._ask_line(result.line)
+        elif isinstance(result, Message):
             print(unlinked(terminal_text(result.text)))
         elif isinstance(result, Table | Markdown):
             markdown = result.markdown() if isinstance(result, Table) else result.markdown
@@ -299,6 +414,17 @@ def _one_line_questions(lines: list[str]) -> list[str]:
     return out
 
 
+def _attached(attachments: list[Attachment], mode_note: str | None) -> Table:
+    """What goes with the question, shown before the answer (names come from the user: the
+    table escapes them)."""
+    from .attachments import human_size  # loaded by the attach= that made the list
+    from .commands import Table  # commands load on their first use: load speed
+
+    title = "Attached" + (f" ({mode_note})" if mode_note else "")
+    rows = [(a.name, a.kind, human_size(a.size), a.note or "") for a in attachments]
+    return Table(title, ("attachment", "kind", "size", "note"), rows)
+
+
 def _reply_markdown(reply: Reply) -> str:
     """``_allm`` on its own in a cell shows the reply as the magic did, escaped."""
     from .render import render_markdown  # only when a reply is shown: load speed
@@ -315,7 +441,9 @@ def _iter_magics(shell: InteractiveShell) -> Iterator[AllmMagics]:
 def load(shell: InteractiveShell) -> None:
     if any(_iter_magics(shell)):
         return
-    shell.register_magics(AllmMagics(shell=shell))  # Magics.__init__ adds it to configurables
+    magics = AllmMagics(shell=shell)  # Magics.__init__ adds it to configurables
+    shell.register_magics(magics)
+    shell.events.register("post_run_cell", magics.remember_failure)
     shell.input_transformers_cleanup.append(_one_line_questions)
     assert shell.display_formatter is not None
     markdown = shell.display_formatter.formatters["text/markdown"]
@@ -325,6 +453,8 @@ def load(shell: InteractiveShell) -> None:
 def unload(shell: InteractiveShell) -> None:
     for magics in list(_iter_magics(shell)):
         magics.context.close()
+        if magics.remember_failure in shell.events.callbacks["post_run_cell"]:
+            shell.events.unregister("post_run_cell", magics.remember_failure)
         shell.configurables.remove(magics)  # type: ignore[arg-type]
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("allm", None)

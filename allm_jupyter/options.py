@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Literal
 
-from .errors import ConfigurationError
+from .errors import AttachmentError, ConfigurationError
 
 MODES = ("chat", "query", "automatic")
 MAX_TIMEOUT = 86_400.0
@@ -67,6 +68,14 @@ OPTIONS = (
         "NAME",
         "also bind the reply to the variable `NAME`; `_allm` always holds the last reply",
     ),
+    Option(
+        "attach",
+        "-a",
+        "NAME[,NAME…]",
+        "send notebook objects with the question: variables, `In[n]` or `Out[n]` (DataFrames, "
+        "figures, images, text, `pathlib.Path` files); the output lists what was attached and "
+        "what was cut",
+    ),
     Option("timeout", None, "SECONDS", "give up after this long without data (default 120)"),
     Option(
         "reset",
@@ -75,6 +84,13 @@ OPTIONS = (
         "forget this session's history before asking (in a one-line question: `--reset`)",
     ),
     Option("raw", None, None, "do not replace `{name}` references (one-line: `--raw`)"),
+    Option(
+        "explain",
+        None,
+        None,
+        "ask about the last cell that failed: its source and traceback go with the question "
+        "(the cell body, if any, is your own question; one-line: `%allm explain`)",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _BY_SHORT = {option.short: option for option in OPTIONS if option.short}
@@ -102,11 +118,40 @@ class CellOptions:
     thread: str | None = None
     session: str | None = None
     out: str | None = None
+    attach: tuple[str, ...] = ()
+    """Notebook references to send as attachments (``attach=df,fig``)."""
     timeout: float | None = None
     reset: bool = False
     raw: bool = False
+    explain: bool = False
     words: list[str] = field(default_factory=list)
     """Tokens after the options: a one-line question (``%allm -w ws What is X?``)."""
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """Caps applied before sending: the server takes 3 GB bodies, the model's context does not."""
+
+    max_rows: int = 500
+    """DataFrame rows sent; the rest are cut and the cut is stated."""
+    table_format: Literal["csv", "markdown"] = "csv"
+    """CSV costs fewer tokens; Markdown tables read better for some models."""
+    max_document_bytes: int = 1_000_000
+    """Text sent to the prompt (about 250,000 tokens; most models take far less)."""
+    max_image_bytes: int = 5_000_000
+    """The smallest per-image limit among the big vision providers."""
+    max_total_bytes: int = 20_000_000
+    """All attachments of one question together."""
+
+    def __post_init__(self) -> None:
+        if self.table_format not in ("csv", "markdown"):
+            raise AttachmentError(
+                f"The table format must be csv or markdown, not {self.table_format!r}."
+            )
+        for name in ("max_rows", "max_document_bytes", "max_image_bytes", "max_total_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AttachmentError(f"{name} must be a positive whole number, not {value!r}.")
 
 
 def parse_timeout(value: object) -> float:
@@ -154,6 +199,8 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
                     raise ConfigurationError(f"The option {token} needs a value.")
                 position += 1
                 value = tokens[position]
+            if option.name == "attach" and values.get("attach"):
+                value = f"{values['attach']},{value}"  # -a df -a fig attaches both
             values[option.name] = value
         position += 1
     options.words = tokens[position:]
@@ -165,6 +212,9 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
         raise ConfigurationError(f"out= needs a Python variable name, not '{values['out']}'.")
     for name in ("workspace", "thread", "session", "out"):
         setattr(options, name, values.get(name) or None)
+    options.attach = tuple(
+        name.strip() for name in values.get("attach", "").split(",") if name.strip()
+    )
     return options
 
 

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from allm_jupyter.attachments import DOCUMENT_MIME, EXPLAIN_QUESTION
 from allm_jupyter.errors import WorkspaceNotFoundError
 from allm_jupyter.options import parse_options
 from allm_jupyter.testing import StandInServer, expected_reply
@@ -109,7 +110,7 @@ def assert_no_key(executed: Executed) -> None:
 # -- the notebooks as stored in git -------------------------------------------------------------
 
 
-def test_both_notebooks_are_there() -> None:
+def test_the_notebooks_are_there() -> None:
     assert [p.name for p in NOTEBOOK_FILES] == [
         "ask-about-data.ipynb",
         "quickstart.ipynb",
@@ -278,3 +279,75 @@ def test_rag_python_api(rag: Executed) -> None:
 
 def test_rag_never_holds_the_key(rag: Executed) -> None:
     assert_no_key(rag)
+
+
+# -- ask-about-data -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data() -> Iterator[Executed]:
+    with StandInServer() as server:
+        yield execute("ask-about-data.ipynb", server)
+
+
+def attached_table(cell: nbformat.NotebookNode) -> str:
+    """The plain text of the table of attachments shown before the answer."""
+    shown = [o for o in cell.outputs if o.output_type == "display_data"]
+    assert len(shown) == 2, cell.outputs  # the table, then the answer
+    return str(shown[0].data["text/plain"])
+
+
+def answer_text(cell: nbformat.NotebookNode) -> str:
+    """The plain text of the answer, the last output an attaching cell shows."""
+    shown = [o for o in cell.outputs if o.output_type == "display_data"]
+    return str(shown[-1].data["text/plain"])
+
+
+def test_data_fails_only_where_it_means_to(data: Executed) -> None:
+    assert list(errors(data)) == ["error"]
+    assert "raises-exception" in data.cell("error").metadata.tags
+
+
+def test_data_sends_the_dataframe_and_the_plot(data: Executed) -> None:
+    requests = data.server.chat_requests()
+    asked = [question_of(data.cell(c))[0] for c in ("ask-dataframe", "ask-plot", "ask-big")]
+    by_question = {r.json["message"]: r for r in requests}
+    table, plot, big = (by_question[q] for q in asked)
+    assert [(a.name, a.mime) for a in table.attachments] == [("df.csv", DOCUMENT_MIME)]
+    assert [(a.name, a.mime) for a in plot.attachments] == [
+        ("df.csv", DOCUMENT_MIME),
+        ("fig.png", "image/png"),
+    ]
+    csv = table.attachments[0].data
+    assert csv is not None and b"month,site,herons\nJan,Lisbon,12\n" in csv
+    png = plot.attachments[1].data
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert "df.csv      document" in attached_table(data.cell("ask-dataframe"))
+    assert "fig.png     image" in attached_table(data.cell("ask-plot"))
+    # The stand-in answers from the parsed document: the table reached the model's context.
+    assert "Jun,Porto,17" in answer_text(data.cell("ask-dataframe"))
+    assert big.attachments[0].data is not None
+    assert big.attachments[0].data.count(b"\n") == 500 + 3  # caption, blank line, header
+
+
+def test_data_states_the_cap(data: Executed) -> None:
+    assert "first 500 of 12,000 rows" in attached_table(data.cell("ask-big"))
+
+
+def test_data_explains_the_error(data: Executed) -> None:
+    source = data.cell("error").source
+    messages = [
+        r.json["message"] for r in data.server.chat_requests() if source in r.json["message"]
+    ]
+    default, own = messages
+    assert default.startswith(EXPLAIN_QUESTION)
+    own_question = data.cell("explain-own").source.partition("\n")[2].strip()
+    assert own.startswith(own_question + "\n\n")
+    for message in messages:
+        assert "KeyError: 'Column not found: heron'" in message
+        assert "interactiveshell" not in message
+    assert not errors(data).get("explain") and not errors(data).get("explain-own")
+
+
+def test_data_never_holds_the_key(data: Executed) -> None:
+    assert_no_key(data)

@@ -97,3 +97,12 @@ def test_the_docs_option_table_matches_the_option_table() -> None:
         for usage, short, meaning in help_rows()
     ]
     assert table == expected
+
+
+def test_attach_takes_comma_separated_names_and_repeats() -> None:
+    assert parse_options("attach=df,fig").attach == ("df", "fig")
+    assert parse_options("-a 'df, Out[3]' -a notes attach=").attach == ("df", "Out[3]", "notes")
+    assert parse_options("explain -a df").explain
+    one_line = parse_options("--explain -a df why is it empty?", question=True)
+    assert (one_line.explain, one_line.attach, one_line.words[0]) == (True, ("df",), "why")
+    assert not parse_options("explain this error", question=True).explain
