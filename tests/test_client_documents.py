@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from pages import serving_page
 
 from allm_jupyter import Client, ConfigurationError, UploadError, WorkspaceNotFoundError
 from allm_jupyter.attachments import DOCUMENT_MIME, AttachmentLimits, attachment, from_names
@@ -34,29 +33,9 @@ def client(allm_server: StandInServer) -> Iterator[Client]:
 
 @pytest.fixture
 def page_url() -> Iterator[str]:
-    """A web page on a loopback server, for upload-link (the stand-in really fetches it)."""
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = PAGE.encode()
-            self.send_response(200 if self.path == "/heron" else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/heron"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A web page on a loopback port, for the stand-in to fetch as ``upload-link`` does."""
+    with serving_page(PAGE.encode(), "/heron") as url:
+        yield url
 
 
 def _figure() -> Figure:

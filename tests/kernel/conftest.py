@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,12 +133,19 @@ def kernel_server() -> Iterator[StandInServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def kernel(kernel_server: StandInServer) -> Iterator[KernelSession]:
-    session = KernelSession(kernel_env(kernel_server))
+@contextmanager
+def loaded_kernel(env: dict[str, str], setup: str = "") -> Iterator[KernelSession]:
+    """A kernel with the extension loaded (and ``setup`` run), shut down afterwards."""
+    session = KernelSession(env)
     try:
-        loaded = session.run("%load_ext allm_jupyter")
+        loaded = session.run(f"%load_ext allm_jupyter\n{setup}")
         assert loaded.status == "ok", loaded.error_text
         yield session
     finally:
         session.shutdown()
+
+
+@pytest.fixture(scope="module")
+def kernel(kernel_server: StandInServer) -> Iterator[KernelSession]:
+    with loaded_kernel(kernel_env(kernel_server)) as session:
+        yield session

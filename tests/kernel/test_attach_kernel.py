@@ -7,13 +7,12 @@ What reaches the server is read from the stand-in's recorded requests: each atta
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import CellRun, KernelSession, kernel_env
+from conftest import CellRun, KernelSession, kernel_env, loaded_kernel
+from pages import serving_page
 
 from allm_jupyter.attachments import DOCUMENT_MIME
 from allm_jupyter.testing import StandInServer
@@ -28,39 +27,15 @@ HERON_PAGE = (
 def kernel(kernel_server: StandInServer) -> Iterator[KernelSession]:
     """A kernel whose default workspace is ``research`` (chat mode, three documents)."""
     env = kernel_env(kernel_server, ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=kernel_server.slugs[0])
-    session = KernelSession(env)
-    try:
-        loaded = session.run("%load_ext allm_jupyter\nimport pandas as pd")
-        assert loaded.status == "ok", loaded.error_text
+    with loaded_kernel(env, "import pandas as pd") as session:
         yield session
-    finally:
-        session.shutdown()
 
 
 @pytest.fixture
 def page_url() -> Iterator[str]:
     """A web page on a loopback port, for the stand-in to fetch as ``upload-link`` does."""
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(HERON_PAGE)))
-            self.end_headers()
-            self.wfile.write(HERON_PAGE)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/herons.html"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving_page(HERON_PAGE, "/herons.html") as url:
+        yield url
 
 
 def ok(run: CellRun) -> CellRun:
