@@ -12,5 +12,5 @@ from allm_jupyter.testing.server import StandInServer
 @pytest.fixture
 def allm_server() -> Iterator[StandInServer]:
     """A started stand-in server with the default workspaces, stopped after the test."""
-    with StandInServer() as server:
+    with StandInServer(speed=0) as server:
         yield server
