@@ -28,7 +28,7 @@ from allm_jupyter.testing import (
     scenarios,
 )
 from allm_jupyter.testing.scenarios import js_json
-from allm_jupyter.testing.server import express_etag
+from allm_jupyter.testing.server import MODEL_SPEED, express_etag
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -1156,9 +1156,9 @@ def paused_seconds(steps: Sequence[object]) -> float:
 
 
 def test_default_answers_stream_at_a_model_pace_unless_told_otherwise() -> None:
-    """The demo's answers visibly grow (30 words/s by default); ``speed=0`` is for tests."""
+    """The demo's answers visibly grow (15 words/s by default); ``speed=0`` is for tests."""
     question = {"message": "What is a workspace?", "mode": "chat"}
-    for speed in (30.0, 12.5, 0):
+    for speed in (MODEL_SPEED, 30.0, 0):
         with StandInServer(speed=speed) as paced:
             conn = Connection(paced)
             conn.request("POST", "/api/v1/workspace/research/stream-chat", question)

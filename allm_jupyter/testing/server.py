@@ -58,8 +58,9 @@ from allm_jupyter.testing.store import SavedChat, Store, Thread, Workspace
 
 __all__ = ["RecordedAttachment", "RecordedRequest", "StandInServer", "StreamRecord"]
 
-MODEL_SPEED = 30.0
-"""Words per second of the default answers: a local model's pace, so streaming can be seen."""
+MODEL_SPEED = 15.0
+"""Words per second of the default answers (some 20 tokens a second, a local model's pace), so
+streaming can be seen: the quickstart's first answer grows for over a second."""
 
 APP_VERSION = "1.16.0"
 KEEP_ALIVE_SECONDS = 5
