@@ -187,9 +187,9 @@ def test_a_failing_answer_says_its_error_once(
     standin.queue(scenarios.midstream_abort("Half an answer ", "provider died"))
     notebook.run(1)
     output = notebook.output(1)
-    expect(output.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")).to_contain_text(
-        "ChatAbortedError: The server stopped the answer: provider died."
-    )
+    expect(
+        output.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
+    ).to_contain_text("ChatAbortedError: The server stopped the answer: provider died.")
     expect(rendered_answer(output)).to_contain_text("Half an answer")
     expect(rendered_answer(output)).to_contain_text("Partial answer")
     shown = output.inner_text()
