@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from allm_jupyter.testing import StandInServer, expected_reply
+from allm_jupyter.testing import StandInServer, expected_reply, scenarios
 
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 """Cursor moves, colours and title changes of prompt_toolkit: what a terminal does, not shows."""
@@ -116,3 +116,13 @@ def test_help_is_aligned_plain_text(terminal: Terminal) -> None:
 
 def test_pick_prints_one_line(terminal: Terminal) -> None:
     assert terminal.run("%allm pick") == NO_PICKER
+
+
+def test_a_failing_answer_says_its_error_once(
+    terminal: Terminal, allm_server: StandInServer
+) -> None:
+    allm_server.queue(scenarios.midstream_abort("Half an answer ", "provider died"))
+    printed = terminal.run("%allm -w research -m chat What is new?")
+    assert "Half an answer" in printed and "Partial answer" in printed
+    assert "ChatAbortedError: The server stopped the answer: provider died." in printed
+    assert printed.count("provider died") == 1, printed
