@@ -49,10 +49,15 @@ class AuthenticationError(AllmError):
                 f"The server at {base_url} rejected the API key from {key_origin}; use a key "
                 "from Settings > Developer API."
             )
-        else:
+        elif key_origin == "ANYTHING_LLM_API_KEY":  # nothing given anywhere: say how to give one
             message = (
                 f"No API key is set for {base_url}; set ANYTHING_LLM_API_KEY or run %allm login "
                 "with a key from Settings > Developer API."
+            )
+        else:  # an empty key given in code: that is the place to fix
+            message = (
+                f"No API key is set for {base_url} in {key_origin}; use a key from "
+                "Settings > Developer API."
             )
         super().__init__(message)
 

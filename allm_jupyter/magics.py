@@ -23,7 +23,14 @@ from . import options as option_table
 from ._terminal import terminal_text, unlinked
 from .context import Context
 from .errors import AllmError, ConfigurationError
-from .options import MODES, AttachmentLimits, CellOptions, parse_options, parse_timeout
+from .options import (
+    MODES,
+    AttachmentLimits,
+    CellOptions,
+    parse_options,
+    parse_timeout,
+    split_question,
+)
 from .question import interpolate, notebook_name
 from .settings import Config, ResolvedSettings
 
@@ -350,14 +357,10 @@ class AllmMagics(Magics):
 
     def _one_line_options(self, line: str) -> CellOptions:
         """The one-line form's options, with ``{name}`` in them expanded as on the ``%%allm`` line."""
-        options = parse_options(line, question=True)
-        tokens = shlex.split(line)
-        prefix = tokens[: len(tokens) - len(options.words)]
-        if not prefix:
-            return options
-        expanded = parse_options(self._expand(shlex.join(prefix)))
-        expanded.words = options.words
-        return expanded
+        prefix, words = split_question(line)
+        options = parse_options(self._expand(shlex.join(prefix))) if prefix else CellOptions()
+        options.words = words
+        return options
 
     def _expand(self, text: str) -> str:
         return self.shell.var_expand(text) if self.shell is not None else text  # type: ignore[no-untyped-call]

@@ -179,30 +179,11 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
     With ``question=True`` (the one-line ``%allm`` form) the first token that is not an option
     starts the question, and a bare ``reset``/``raw`` is a word of it (``--reset`` is the flag).
     """
-    try:
-        tokens = shlex.split(line)
-    except ValueError as exc:
-        raise ConfigurationError(f"Cannot read the options ({exc}); check the quotes.") from None
+    tokens = _tokens(line)
+    flags, values, position = _scan(tokens, question=question)
     options = CellOptions()
-    values: dict[str, str] = {}
-    position = 0
-    while position < len(tokens):
-        token = tokens[position]
-        option, value = _option_token(token, question=question)
-        if option is None:
-            break
-        if option.is_flag:
-            setattr(options, option.name, True)
-        else:
-            if value is None:
-                if position + 1 >= len(tokens):
-                    raise ConfigurationError(f"The option {token} needs a value.")
-                position += 1
-                value = tokens[position]
-            if option.name == "attach" and values.get("attach"):
-                value = f"{values['attach']},{value}"  # -a df -a fig attaches both
-            values[option.name] = value
-        position += 1
+    for flag in flags:
+        setattr(options, flag, True)
     options.words = tokens[position:]
     if values.get("mode"):
         options.mode = check_mode(values["mode"])
@@ -216,6 +197,46 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
         name.strip() for name in values.get("attach", "").split(",") if name.strip()
     )
     return options
+
+
+def split_question(line: str) -> tuple[list[str], list[str]]:
+    """The one-line form's option tokens and its question's words, the values not checked yet:
+    they may hold ``{name}`` references still to expand."""
+    tokens = _tokens(line)
+    position = _scan(tokens, question=True)[2]
+    return tokens[:position], tokens[position:]
+
+
+def _tokens(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise ConfigurationError(f"Cannot read the options ({exc}); check the quotes.") from None
+
+
+def _scan(tokens: list[str], *, question: bool) -> tuple[list[str], dict[str, str], int]:
+    """The flags and ``name: value`` options that lead ``tokens``, and where the rest starts."""
+    flags: list[str] = []
+    values: dict[str, str] = {}
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        option, value = _option_token(token, question=question)
+        if option is None:
+            break
+        if option.is_flag:
+            flags.append(option.name)
+        else:
+            if value is None:
+                if position + 1 >= len(tokens):
+                    raise ConfigurationError(f"The option {token} needs a value.")
+                position += 1
+                value = tokens[position]
+            if option.name == "attach" and values.get("attach"):
+                value = f"{values['attach']},{value}"  # -a df -a fig attaches both
+            values[option.name] = value
+        position += 1
+    return flags, values, position
 
 
 def _option_token(token: str, *, question: bool) -> tuple[Option | None, str | None]:

@@ -377,7 +377,7 @@ def _ending(reply: Reply, final: bool, error_below: bool = False) -> tuple[str, 
     if reply.error:
         return "⚠ Error", reply.error
     if reply.interrupted:
-        return "⏹ Stopped by the user", "partial answer"
+        return "■ Stopped by the user", "partial answer"
     if final and not reply.complete:
         return "⚠ Stopped", "the answer ended before the server finished it"
     return None
@@ -461,7 +461,9 @@ def render_plain(reply: Reply, *, final: bool = False, error_below: bool = False
     ending = _ending(reply, final, error_below)
     parts: list[str] = []
     if answer.strip():
-        parts.append(f"ℹ️ {_REFUSAL}: {answer}" if reply.refusal else answer)
+        parts.append(answer)
+    if reply.refusal:  # after the text, so the plain twin only ever grows at its end
+        parts.append(f"ℹ️ {_REFUSAL} (query mode answers only from its documents)")
     if names := _file_names(reply):
         parts.append("Files: " + ", ".join(names))
     if ending is not None:

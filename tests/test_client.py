@@ -221,7 +221,7 @@ def test_non_json_error_bodies(client, allm_server, status, body, content_type, 
 
 def test_old_server_gets_chat_mode_after_automatic_is_refused() -> None:
     with (
-        StandInServer(legacy_modes=True) as server,
+        StandInServer(legacy_modes=True, speed=0) as server,
         Client(server.base_url, api_key=server.api_key) as c,
     ):
         reply = c.chat(server.slugs[0], "hello", mode="automatic")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import urllib.error
+import urllib.request
+from itertools import accumulate
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from allm_jupyter.errors import WorkspaceNotFoundError
-from allm_jupyter.testing import StandInServer, expected_reply
+from allm_jupyter.testing import REFUSAL_TEXT, StandInServer, expected_reply
 from allm_jupyter.testing.data import SEED_WORKSPACES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +59,31 @@ def test_readme_gives_the_two_set_up_commands() -> None:
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+def demo_reads(*args: str) -> tuple[list[str], str, int]:
+    """The demo's stdout as the successive reads of its pipe (what a terminal shows, and when),
+    its stderr, and its exit code."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
+    environ.update(PYDEVD_DISABLE_FILE_VALIDATION="1")
+    with tempfile.TemporaryFile() as stderr:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "allm_jupyter.testing.demo", *args],
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        assert demo.stdout is not None
+        reads = list(iter(lambda: os.read(demo.stdout.fileno(), 65536), b""))
+        code = demo.wait(timeout=100)
+        demo.stdout.close()
+        stderr.seek(0)
+        errors = stderr.read().decode()
+    return [read.decode(errors="replace") for read in reads], errors, code
+
+
 def test_demo_without_a_server_uses_the_bundled_stand_in() -> None:
-    done = run_demo()
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    reads, stderr, code = demo_reads()
+    assert code == 0, stderr
+    out = "".join(reads)
     assert (
         "No ANYTHING_LLM_BASE_URL set: started the bundled stand-in server at http://127.0.0.1:"
         in out
@@ -69,7 +97,15 @@ def test_demo_without_a_server_uses_the_bundled_stand_in() -> None:
         in out
     )
     assert out.rstrip().endswith("with --lab the demo opens it in JupyterLab.")
-    assert not STANDIN_KEY.search(out + done.stderr)
+    assert not STANDIN_KEY.search(out + stderr)
+    # The answer grows on the terminal: its first words are shown before its last ones arrive.
+    shown = list(accumulate(reads))
+    first_words = next(i for i, text in enumerate(shown) if answer[:20] in text)
+    whole = next(i for i, text in enumerate(shown) if answer in text)
+    assert first_words < whole, "the answer was printed in one piece"
+    # Said once: the query-mode refusal, and no ipykernel warning about TCP.
+    assert out.count(REFUSAL_TEXT) == 1
+    assert "without encryption" not in out + stderr
 
 
 def test_demo_with_a_server_configured_uses_that_server(allm_server: StandInServer) -> None:
@@ -130,3 +166,39 @@ def test_demo_without_the_notebook_says_so(tmp_path: Path) -> None:
     done = run_demo("--notebook", str(tmp_path / "missing.ipynb"))
     assert done.returncode == 2
     assert "There is no notebook at" in done.stderr
+
+
+def test_demo_lab_ends_by_printing_its_url_with_the_token(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ANYTHING_LLM_")}
+    environ.update(PYDEVD_DISABLE_FILE_VALIDATION="1", JUPYTER_RUNTIME_DIR=str(tmp_path))
+    with tempfile.TemporaryFile() as stderr:
+        lab = subprocess.Popen(
+            [sys.executable, "-m", "allm_jupyter.testing.demo", "--lab"],
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            assert lab.stdout is not None
+            lines = iter(lab.stdout.readline, "")
+            ready = next((line for line in lines if line.startswith("JupyterLab is ready")), "")
+            url = re.search(r"http://127\.0\.0\.1:\d+/lab/tree/quickstart\.ipynb\?token=\w+", ready)
+            assert url, f"no URL with a token in {ready!r}"
+            with urllib.request.urlopen(url.group(0), timeout=30) as page:
+                assert page.status == 200
+            contents = url.group(0).replace("/lab/tree/", "/api/contents/")
+            with urllib.request.urlopen(contents, timeout=30) as notebook:
+                assert json.load(notebook)["name"] == "quickstart.ipynb"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(contents.partition("?")[0], timeout=30)
+            assert refused.value.code == 403, "the token is what lets a browser in"
+            lab.send_signal(signal.SIGINT)
+            assert lab.wait(timeout=60) == 130
+        finally:
+            lab.kill()
+            lab.communicate()
+            stderr.seek(0)
+            errors = stderr.read().decode()
+    assert "without encryption" not in errors
+    assert not STANDIN_KEY.search(errors)

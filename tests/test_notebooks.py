@@ -61,13 +61,13 @@ def execute(name: str, server: StandInServer) -> Executed:
 
 @pytest.fixture(scope="module")
 def quickstart() -> Iterator[Executed]:
-    with StandInServer() as server:
+    with StandInServer(speed=0) as server:
         yield execute("quickstart.ipynb", server)
 
 
 @pytest.fixture(scope="module")
 def rag() -> Iterator[Executed]:
-    with StandInServer() as server:
+    with StandInServer(speed=0) as server:
         yield execute("rag-workflow.ipynb", server)
 
 
@@ -226,7 +226,10 @@ def test_rag_refuses_before_the_upload(rag: Executed) -> None:
     question, mode = question_of(rag.cell("before"))
     refusal = expected_reply(rag.slug, question, mode)  # what a fresh server answers
     data = answer_output(rag.cell("before"))
-    assert data["text/plain"] == f"ℹ️ No relevant information in the workspace: {refusal}"
+    assert data["text/plain"] == (
+        f"{refusal}\n\nℹ️ No relevant information in the workspace "
+        "(query mode answers only from its documents)"
+    )
 
 
 def test_rag_upload_embeds_the_document(rag: Executed) -> None:

@@ -266,8 +266,11 @@ def test_refusal_is_marked_as_the_canned_answer() -> None:
         f"> ℹ️ **No relevant information in the workspace:**\n>\n> {refusal}"
     )
     assert render_plain(reply, final=True) == (
-        f"ℹ️ No relevant information in the workspace: {refusal}"
+        f"{refusal}\n\nℹ️ No relevant information in the workspace "
+        "(query mode answers only from its documents)"
     )
+    streamed = render_plain(replace(reply, refusal=False))
+    assert render_plain(reply, final=True).startswith(streamed), "plain text only grows"
 
 
 def test_partial_answer_with_error_keeps_the_text_and_marks_the_end() -> None:
@@ -296,10 +299,10 @@ def test_a_stream_that_ended_early_is_marked_stopped() -> None:
 
 def test_interrupted_reply_is_marked_stopped_by_the_user() -> None:
     reply = Reply(text="Half an answer", interrupted=True)
-    marker = "**⏹ Stopped by the user:** partial answer"
+    marker = "**■ Stopped by the user:** partial answer"
     assert render_markdown(reply, final=True) == f"Half an answer\n\n{marker}"
     assert (
-        render_plain(reply, final=True) == "Half an answer\n\n⏹ Stopped by the user: partial answer"
+        render_plain(reply, final=True) == "Half an answer\n\n■ Stopped by the user: partial answer"
     )
 
 

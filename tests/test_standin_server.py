@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, takewhile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from allm_jupyter.testing import (
     scenarios,
 )
 from allm_jupyter.testing.scenarios import js_json
-from allm_jupyter.testing.server import express_etag
+from allm_jupyter.testing.server import MODEL_SPEED, express_etag
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -163,7 +163,7 @@ class Connection:
 
 @pytest.fixture
 def server() -> Iterator[StandInServer]:
-    with StandInServer(api_key="test-key-123") as started:
+    with StandInServer(api_key="test-key-123", speed=0) as started:
         yield started
 
 
@@ -231,7 +231,7 @@ def sse_events(body: bytes) -> list[dict[str, Any]]:
 @pytest.fixture
 def wire() -> Iterator[StandInServer]:
     """A fresh instance with the capture session's key (see ``setup_wire``)."""
-    with StandInServer(api_key="S13MRH9-VRN4NJG-JVSFMKX-N7S40FM", seed=False) as fresh:
+    with StandInServer(api_key="S13MRH9-VRN4NJG-JVSFMKX-N7S40FM", seed=False, speed=0) as fresh:
         yield fresh
 
 
@@ -811,7 +811,7 @@ def test_refusals_are_saved_hidden_and_history_paging(
 
 
 def test_legacy_modes_reject_automatic_and_default_to_query() -> None:
-    with StandInServer(legacy_modes=True) as legacy:
+    with StandInServer(legacy_modes=True, speed=0) as legacy:
         conn = Connection(legacy)
         rejected = conn.request(
             "POST",
@@ -1084,7 +1084,7 @@ def test_stall_notices_the_client_hanging_up(server: StandInServer, conn: Connec
 
 
 def test_stop_ends_a_stalled_stream_and_the_port_can_be_reused() -> None:
-    first = StandInServer(api_key="k").start()
+    first = StandInServer(api_key="k", speed=0).start()
     port = first.port
     conn = Connection(first)
     first.queue(scenarios.stall())
@@ -1095,7 +1095,7 @@ def test_stop_ends_a_stalled_stream_and_the_port_can_be_reused() -> None:
     assert first.streams[-1].finished.is_set() and not first.streams[-1].disconnected.is_set()
     assert not conn.receive()  # the server closed the connection
     conn.close()
-    with StandInServer(api_key="k", port=port) as second:
+    with StandInServer(api_key="k", port=port, speed=0) as second:
         assert Connection(second).request("GET", "/api/ping").status == 200
     first.start()  # the same instance comes back on its port, with its state
     assert first.port == port and len(first.streams) == 1
@@ -1104,7 +1104,7 @@ def test_stop_ends_a_stalled_stream_and_the_port_can_be_reused() -> None:
 
 
 def test_the_api_key_is_never_printed(capfd: pytest.CaptureFixture[str]) -> None:
-    with StandInServer() as quiet:
+    with StandInServer(speed=0) as quiet:
         assert quiet.api_key.startswith("standin-") and quiet.api_key not in repr(quiet)
         conn = Connection(quiet)
         conn.request("POST", "/api/v1/workspace/research/stream-chat", {"message": "hi"})
@@ -1130,10 +1130,16 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(5)]
-        text = "".join(banner)
-        assert f"http://127.0.0.1:{port}" in text and "K-123" in text
+        banner = iter(process.stdout.readline, "")
+        text = "".join(takewhile(lambda line: not line.startswith("Stop"), banner))
         assert "research, scratchpad, assistant" in text
+        exports = "\n".join(line for line in text.splitlines() if line.startswith("export "))
+        pasted = subprocess.run(
+            ["bash", "-c", f"{exports}\nenv"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert f"ANYTHING_LLM_BASE_URL=http://127.0.0.1:{port}" in pasted
+        assert "ANYTHING_LLM_API_KEY=K-123" in pasted
+        assert "ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG=research" in pasted
         ping = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         ping.request("GET", "/api/ping")
         assert ping.getresponse().read() == b'{"online":true}'
@@ -1143,3 +1149,40 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.communicate()
+
+
+def paused_seconds(steps: Sequence[object]) -> float:
+    return sum(step.seconds for step in steps if isinstance(step, scenarios.Sleep))
+
+
+def test_default_answers_stream_at_a_model_pace_unless_told_otherwise() -> None:
+    """The demo's answers visibly grow (15 words/s by default); ``speed=0`` is for tests."""
+    question = {"message": "What is a workspace?", "mode": "chat"}
+    for speed in (MODEL_SPEED, 30.0, 0):
+        with StandInServer(speed=speed) as paced:
+            conn = Connection(paced)
+            conn.request("POST", "/api/v1/workspace/research/stream-chat", question)
+            conn.close()
+            played = paced.streams[-1].scenario
+        answer_words = len(played.expected_text.split())
+        assert answer_words > 10
+        expected = answer_words / speed if speed else 0
+        assert paused_seconds(played.stream) == pytest.approx(expected)
+        assert paused_seconds(played.sync) == pytest.approx(expected)
+    queued = scenarios.normal("My own timing.")
+    with StandInServer() as paced:
+        paced.queue(queued)
+        conn = Connection(paced)
+        conn.request("POST", "/api/v1/workspace/research/stream-chat", question)
+        conn.close()
+        assert paced.streams[-1].scenario == queued, "queued scenarios keep their own timing"
+
+
+def test_command_line_takes_the_speed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "allm_jupyter.testing", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--speed" in done.stdout and "words per second" in done.stdout

@@ -196,7 +196,7 @@ def test_bad_key_shows_in_the_status(
 
 
 def test_server_down_then_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    server = StandInServer().start()
+    server = StandInServer(speed=0).start()
     server.stop()  # the port is known and nothing listens on it
     use_server(monkeypatch, server.base_url, server.api_key)
     picker = WorkspacePicker()

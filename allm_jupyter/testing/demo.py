@@ -8,17 +8,24 @@ opens JupyterLab on the same set-up instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import secrets
+import socket
 import subprocess
 import sys
+import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import AllmError
 from ..settings import API_KEY_ENV, BASE_URL_ENV, WORKSPACE_ENV, env_value
+from .server import MODEL_SPEED, StandInServer
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -26,8 +33,9 @@ _WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @contextmanager
-def demo_environment() -> Iterator[dict[str, str]]:
-    """The environment for the kernel: the user's server, or a stand-in started for the demo."""
+def demo_environment(speed: float = MODEL_SPEED) -> Iterator[dict[str, str]]:
+    """The environment for the kernel: the user's server, or a stand-in started for the demo
+    (answering at ``speed`` words per second)."""
     env = dict(os.environ)
     if env_value(env, BASE_URL_ENV):
         if not env_value(env, WORKSPACE_ENV):
@@ -35,9 +43,7 @@ def demo_environment() -> Iterator[dict[str, str]]:
         print(f"Using the AnythingLLM server at {env[BASE_URL_ENV]} (from {BASE_URL_ENV}).")
         yield env
         return
-    from .server import StandInServer  # only when no server is configured
-
-    with StandInServer() as server:
+    with StandInServer(speed=speed) as server:
         env = server.environ(env)
         print(
             f"No {BASE_URL_ENV} set: started the bundled stand-in server at {server.base_url}\n"
@@ -45,6 +51,17 @@ def demo_environment() -> Iterator[dict[str, str]]:
             "to use your own server."
         )
         yield env
+
+
+@contextmanager
+def kernel_sockets() -> Iterator[dict[str, str]]:
+    """``KernelManager`` settings: kernels talk over Unix sockets in a private directory where
+    there are some (ipykernel then does not warn that its TCP traffic is unencrypted)."""
+    if os.name != "posix":
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="allm-demo-") as directory:
+        yield {"transport": "ipc", "ip": os.path.join(directory, "kernel")}
 
 
 def _first_workspace() -> str:
@@ -113,7 +130,7 @@ class _Echo:
         self._printed[display_id] = text
 
 
-def run_headless(notebook: Path, env: dict[str, str]) -> int:
+def run_headless(notebook: Path, env: dict[str, str], sockets: dict[str, str]) -> int:
     """Execute the notebook in a fresh kernel, echoing each cell and its output as it streams.
 
     A cell tagged ``raises-exception`` may fail (the quickstart shows an error on purpose); any
@@ -122,6 +139,7 @@ def run_headless(notebook: Path, env: dict[str, str]) -> int:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     echo = _Echo(colour=sys.stdout.isatty())
 
@@ -138,7 +156,8 @@ def run_headless(notebook: Path, env: dict[str, str]) -> int:
             return await super().async_execute_cell(cell, cell_index, *args, **kw)
 
     nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
-    client = EchoingClient(nb, timeout=300, kernel_name="python3")
+    config = Config(KernelManager=sockets)
+    client = EchoingClient(nb, timeout=300, kernel_name="python3", config=config)
     try:
         client.execute(cwd=str(notebook.parent), env=env)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
@@ -148,18 +167,52 @@ def run_headless(notebook: Path, env: dict[str, str]) -> int:
     return 0
 
 
-def run_lab(notebook: Path, env: dict[str, str]) -> int:
-    """JupyterLab on the notebook, with the demo's server settings in its kernels' environment."""
-    command = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", str(notebook)]
+def run_lab(notebook: Path, env: dict[str, str], sockets: dict[str, str]) -> int:
+    """JupyterLab on the notebook, with the demo's server settings in its kernels' environment;
+    once it answers, the last line printed is the notebook's URL with its token."""
+    port, token = _free_port(), secrets.token_hex(24)
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--port-retries=0",
+        "--no-browser",
+        f"--ServerApp.root_dir={notebook.parent}",
+        *(f"--KernelManager.{name}={value}" for name, value in sockets.items()),
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
-    with subprocess.Popen(command, env=env) as lab:
+    base = f"http://127.0.0.1:{port}"
+    with subprocess.Popen(command, env=env | {"JUPYTER_TOKEN": token}) as lab:
         try:
+            if _wait_until_serving(lab, f"{base}/api/status?token={token}"):
+                url = f"{base}/lab/tree/{quote(notebook.name)}?token={token}"
+                print(f"\nJupyterLab is ready; open {url}\nStop it with Ctrl-C.", flush=True)
             return lab.wait()
         except KeyboardInterrupt:
             lab.terminate()  # Jupyter's own clean shutdown, which stops its kernels too
             lab.wait()
             return 130
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_serving(lab: subprocess.Popen[bytes], url: str) -> bool:
+    """Whether JupyterLab came up and answers ``url``; False when it exited first."""
+    while lab.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return True
+        except OSError:  # not listening yet (URLError is an OSError)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                lab.wait(timeout=0.2)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         default=NOTEBOOKS / "quickstart.ipynb",
         help="the notebook to run (default: notebooks/quickstart.ipynb)",
     )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=MODEL_SPEED,
+        help=f"words per second of the stand-in's answers (default {MODEL_SPEED:g}; 0 is instant)",
+    )
     args = parser.parse_args(argv)
     notebook = args.notebook.resolve()
     if not notebook.is_file():
@@ -185,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        with demo_environment() as env:
-            return run_lab(notebook, env) if args.lab else run_headless(notebook, env)
+        with demo_environment(max(args.speed, 0.0)) as env, kernel_sockets() as sockets:
+            run = run_lab if args.lab else run_headless
+            return run(notebook, env, sockets)
     except AllmError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

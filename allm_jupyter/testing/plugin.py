@@ -1,4 +1,4 @@
-"""pytest plugin, registered as the ``allm_jupyter`` entry point: the ``allm_server`` fixture."""
+"""The opt-in pytest plugin (``pytest -p allm_jupyter.testing.plugin``): the ``allm_server`` fixture."""
 
 from __future__ import annotations
 
@@ -11,6 +11,6 @@ from allm_jupyter.testing.server import StandInServer
 
 @pytest.fixture
 def allm_server() -> Iterator[StandInServer]:
-    """A started stand-in server with the default workspaces, stopped after the test."""
-    with StandInServer() as server:
+    """A started stand-in with the seeded workspaces and instant answers, stopped after the test."""
+    with StandInServer(speed=0) as server:
         yield server

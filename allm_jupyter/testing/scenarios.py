@@ -53,6 +53,7 @@ __all__ = [
     "non_streaming",
     "normal",
     "ollama_error",
+    "paced",
     "reasoning",
     "refusal",
     "reset_confirmation",
@@ -657,6 +658,27 @@ def _agent_turn(
     )
     sync = (save, Respond(200, _sync_agent(text, sources, thoughts, outputs, metrics)))
     return Scenario(name, stream, sync, expected_text=text, sources=tuple(sources))
+
+
+def paced(scenario: Scenario, words_per_second: float) -> Scenario:
+    """``scenario`` streamed at a model's pace: a pause before every answer delta as long as its
+    words take at ``words_per_second`` (the blocking route waits as long in total); 0 is instant.
+    """
+    if words_per_second <= 0:
+        return scenario
+
+    def pause(step: Step) -> float:
+        event = step.event if isinstance(step, Send | SendSplit) else {}
+        text = event.get("textResponse") if event.get("type") == "textResponseChunk" else None
+        return len(text.split()) / words_per_second if isinstance(text, str) else 0.0
+
+    stream: list[Step] = []
+    for step in scenario.stream:
+        seconds = pause(step)
+        stream += [Sleep(seconds), step] if seconds else [step]
+    total = sum(map(pause, scenario.stream))
+    sync = (Sleep(total), *scenario.sync) if total else scenario.sync
+    return replace(scenario, stream=tuple(stream), sync=sync)
 
 
 # --- builders: transport faults -------------------------------------------------------------

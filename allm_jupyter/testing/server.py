@@ -58,6 +58,10 @@ from allm_jupyter.testing.store import SavedChat, Store, Thread, Workspace
 
 __all__ = ["RecordedAttachment", "RecordedRequest", "StandInServer", "StreamRecord"]
 
+MODEL_SPEED = 15.0
+"""Words per second of the default answers (some 20 tokens a second, a local model's pace), so
+streaming can be seen: the quickstart's first answer grows for over a second."""
+
 APP_VERSION = "1.16.0"
 KEEP_ALIVE_SECONDS = 5
 _JSON = "application/json; charset=utf-8"
@@ -789,7 +793,8 @@ class _Handler(BaseHTTPRequestHandler):
             scenario = scenarios.reset_confirmation()
         elif scenario is None:
             parsed = store.parse_attachments(body.get("attachments"))
-            scenario = store.plan(workspace, message, str(mode), parsed)
+            planned = store.plan(workspace, message, str(mode), parsed)
+            scenario = scenarios.paced(planned, standin.speed)
         prompt = message if isinstance(message, str) else _js_string(message)
         attachments = _image_attachments(body.get("attachments"))
 
@@ -1038,7 +1043,8 @@ class StandInServer:
     ``start()`` (or a new server on ``server.port``) brings "the same" server back.
     ``legacy_modes=True`` behaves like a server older than 1.12: ``automatic`` is rejected and
     an omitted ``mode`` means ``query``. ``seed=False`` starts without any workspace, like a
-    fresh install.
+    fresh install. ``speed`` is the words per second the default answers stream at (queued
+    scenarios keep their own timing); ``speed=0`` answers at once, as tests want.
     """
 
     def __init__(
@@ -1049,8 +1055,10 @@ class StandInServer:
         legacy_modes: bool = False,
         *,
         seed: bool = True,
+        speed: float = MODEL_SPEED,
     ) -> None:
         self.api_key = api_key or f"standin-{secrets.token_hex(8)}"
+        self.speed = speed
         self.host = host
         self.port = port
         self.legacy_modes = legacy_modes

@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[StandInServer]:
-    with StandInServer() as server:
+    with StandInServer(speed=0) as server:
         yield server
 
 

@@ -263,3 +263,21 @@ def test_images_load_only_when_show_images_is_on(
         expect(rendered_answer(notebook.output(4)).locator('img[src*="/pixel.png"]')).to_have_count(
             1
         )
+
+
+@BOTH
+def test_a_failing_answer_says_its_error_once(
+    open_notebook: OpenNotebook, standin: StandInServer
+) -> None:
+    notebook = open_notebook([LOAD, "%%allm workspace=research\nWhat is new?"])
+    notebook.run(0)
+    standin.queue(scenarios.midstream_abort("Half an answer ", "provider died"))
+    notebook.run(1)
+    output = notebook.output(1)
+    expect(
+        output.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']")
+    ).to_contain_text("ChatAbortedError: The server stopped the answer: provider died.")
+    expect(rendered_answer(output)).to_contain_text("Half an answer")
+    expect(rendered_answer(output)).to_contain_text("Partial answer")
+    shown = output.inner_text()
+    assert shown.count("provider died") == 1, f"said more than once: {shown!r}"

@@ -129,7 +129,7 @@ def kernel_env(server: StandInServer, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def kernel_server() -> Iterator[StandInServer]:
-    with StandInServer() as server:
+    with StandInServer(speed=0) as server:
         yield server
 
 
