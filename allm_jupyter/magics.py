@@ -348,8 +348,7 @@ class AllmMagics(Magics):
         view = make_view(slug, rich=rich)
         reply = stream.reply
         try:
-            for _ in stream:
-                view.show(stream.reply)
+            view.follow(stream)
             reply = stream.reply
         except KeyboardInterrupt:
             reply = stream.stop()  # the stop may land while drawing, outside the stream's code
