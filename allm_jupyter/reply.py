@@ -181,8 +181,8 @@ class ReplyBuilder:
     """Folds events into a :class:`Reply`, one event at a time, in time linear in the answer.
 
     Chunk texts are collected in a list and joined only when a snapshot (:attr:`reply`) is asked
-    for, so a view drawing ~20 times a second costs one join per draw, not one copy per token. A
-    lock makes snapshots safe from a view's ticker thread while the stream's thread adds events.
+    for, so a view drawing ~20 times a second costs one join per draw, not one copy per token.
+    Snapshots may be taken from another thread (a view's ticker) while the stream's thread adds.
     """
 
     workspace: str | None = None
@@ -209,23 +209,30 @@ class ReplyBuilder:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, event: Event) -> None:
+        if isinstance(event, TextResponseChunk) and not (
+            event.sources or event.metrics or event.error
+        ):
+            # Nearly every event, so no lock: an append and attribute stores are atomic, and a
+            # snapshot folds only the parts it counted (see _text), so none is lost.
+            if event.text:
+                self._parts.append(event.text)
+                self._saw_chunk = True
+            if not self._turn_id:
+                self._turn_id = event.turn_id
+            return
         with self._lock:
-            if isinstance(event, TextResponseChunk):  # nearly every event: the cheap path
-                if event.text:
-                    self._parts.append(event.text)
-                    self._saw_chunk = True
-                if event.sources or event.metrics or event.error:
-                    self._take(event.sources, event.metrics, event.error)
-                if not self._turn_id:
-                    self._turn_id = event.turn_id
-                return
             turn_id = getattr(event, "turn_id", None)
             if turn_id and not self._turn_id:
                 self._turn_id = turn_id
             self._add_other(event)
 
     def _add_other(self, event: Event) -> None:
-        if isinstance(event, TextResponse):
+        if isinstance(event, TextResponseChunk):
+            if event.text:
+                self._parts.append(event.text)
+                self._saw_chunk = True
+            self._take(event.sources, event.metrics, event.error)
+        elif isinstance(event, TextResponse):
             if event.text is not None:
                 # The agent's final message repeats the streamed deltas: replace, never append.
                 self._parts = [event.text]
@@ -265,10 +272,13 @@ class ReplyBuilder:
             self._error = error
 
     def _text(self) -> str:
-        """The parts joined; kept joined, so the next snapshot copies only what came since."""
-        if len(self._parts) > 1:
-            self._parts = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
+        """The parts joined, and kept joined: replacing only the ``count`` parts it joined keeps
+        any part appended meanwhile by the stream's thread."""
+        parts = self._parts
+        count = len(parts)
+        if count > 1:
+            parts[:count] = ["".join(parts[:count])]
+        return parts[0] if count else ""
 
     def finish(self) -> Reply:
         """Mark the stream as ended normally (EOF) and return the final reply."""
