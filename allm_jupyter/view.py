@@ -26,9 +26,10 @@ from .reply import Reply, split_reasoning
 
 MIN_INTERVAL = 0.05
 """Seconds between two updates: at most 20 a second."""
-MARKDOWN_BYTES_PER_SECOND = 250_000
-"""About what JupyterLab can re-render a second while the page stays fluid (measured by
-``benchmarks/run.py``): an update of N bytes of Markdown waits N / this seconds before the next."""
+MARKDOWN_BYTES_PER_SECOND = 100_000
+"""What JupyterLab can re-render a second and stay fluid: while streaming, it redraws Markdown at
+about 0.5 MB/s on a 2-core machine, so this keeps it busy a fifth of the time at most (frame gaps
+and lag of ``benchmarks/run.py``). An update of N bytes of Markdown waits N / this seconds."""
 TICK = 1.0
 """Seconds between redraws of the waiting line's elapsed time."""
 
