@@ -183,9 +183,10 @@ class NotebookView(_LiveView):
             display = _ipython_display()
         self._workspace = workspace
         self._waiting = Reply(workspace=workspace)
-        self._next_tick = clock() + TICK
-        status = status_line(workspace, 0.0)
-        self._handle = display(self._bundle(status, ""), raw=True, display_id=True)
+        self._next_tick = clock()  # the ticker's first step shows the waiting line at once
+        self._display = display
+        self._handle: Any = None
+        """Made by the first update, so the cell's thread never waits for that message."""
         super().__init__(clock=clock, ticker=ticker)
 
     @staticmethod
@@ -211,7 +212,11 @@ class NotebookView(_LiveView):
         self._update(render_markdown(reply, final=True), render_plain(reply, final=True), reply)
 
     def _update(self, markdown: str, plain: str, reply: Reply) -> None:
-        self._handle.update(self._bundle(markdown, plain), raw=True, metadata=metadata_for(reply))
+        bundle, metadata = self._bundle(markdown, plain), metadata_for(reply)
+        if self._handle is None:
+            self._handle = self._display(bundle, raw=True, metadata=metadata, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True, metadata=metadata)
 
 
 class TerminalView(_LiveView):

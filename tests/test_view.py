@@ -54,6 +54,7 @@ class Display:
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def __call__(self, bundle: dict[str, str], **_: Any) -> Display:
+        self.update(bundle)  # the view's first update creates its output
         return self
 
     def update(self, bundle: dict[str, str], **_: Any) -> None:
@@ -174,8 +175,8 @@ def test_last_update_is_exact_and_only_it_repeats_the_text_as_plain(
 
 @dataclass
 class FirstDrawAwaited:
-    """A real stream that, after its first event, waits until the view drew it: so even a short
-    answer has an intermediate update, whatever the speed of the machine."""
+    """A real stream that, after its first event, waits until the view drew its text: so even a
+    short answer has an intermediate update, whatever the speed of the machine."""
 
     stream: Any
     display: Display
@@ -185,7 +186,10 @@ class FirstDrawAwaited:
             yield event
             if index == 0:
                 with self.display.changed:
-                    assert self.display.changed.wait_for(lambda: self.display.updates, 60)
+                    assert self.display.changed.wait_for(self.drew_text, 60)
+
+    def drew_text(self) -> bool:
+        return any("word00000" in u.bundle["text/markdown"] for u in self.display.updates)
 
     @property
     def reply(self) -> Reply:
