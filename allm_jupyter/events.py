@@ -27,9 +27,13 @@ def _error(data: dict[str, Any]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TextResponseChunk:
-    """A token delta. The last one of a normal turn is empty with ``close=True`` (not the end)."""
+    """A token delta. The last one of a normal turn is empty with ``close=True`` (not the end).
+
+    Not frozen like the other events (read-only all the same): one is built per token, and a
+    frozen dataclass's ``__init__`` costs three times as much.
+    """
 
     turn_id: str | None
     text: str
@@ -121,19 +125,28 @@ Event = (
 )
 
 
+def _chunk(data: dict[str, Any]) -> TextResponseChunk:
+    """Nearly every event is a chunk, so this one is built inline and positionally: per token,
+    the stream's cost beyond reading it is mostly here and in the SSE decoding."""
+    delta, error = data.get("textResponse"), data.get("error")
+    sources, metrics = data.get("sources"), data.get("metrics")
+    turn = data.get("uuid") or data.get("id")
+    return TextResponseChunk(
+        turn if turn is None or type(turn) is str else str(turn),
+        delta if isinstance(delta, str) else "",
+        bool(data.get("close")),
+        _error(data) if error else None,
+        items(sources) if sources else [],
+        mapping(metrics) if metrics else {},
+    )
+
+
 def parse_event(data: dict[str, Any]) -> Event:
     """Turn one decoded ``data:`` JSON object into a typed event; never raises."""
     kind = data.get("type")
-    turn = _turn_id(data)
     if kind == "textResponseChunk":
-        return TextResponseChunk(
-            turn_id=turn,
-            text=text(data.get("textResponse")) or "",
-            close=bool(data.get("close")),
-            error=_error(data),
-            sources=items(data.get("sources")),
-            metrics=mapping(data.get("metrics")),
-        )
+        return _chunk(data)
+    turn = _turn_id(data)
     if kind == "textResponse":
         raw = data.get("textResponse")
         return TextResponse(

@@ -292,8 +292,7 @@ class AllmMagics(Magics):
         reply = stream.reply
         failed = False
         try:
-            for _ in stream:
-                view.show(stream.reply)
+            view.follow(stream)
             reply = stream.reply
         except KeyboardInterrupt:
             reply = stream.stop()  # the stop may land while drawing, outside the stream's code

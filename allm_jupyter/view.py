@@ -1,9 +1,14 @@
 """The live output of one question: the only code that calls ``display``/``update_display``.
 
-A rich front end gets one Markdown output created with a display id and updated in place, at most
-~20 times a second and less often for very long answers (each update re-sends and re-renders the
-whole text, so a fixed rate would make the browser fall behind); the last update is exact. A plain
-terminal gets the answer streamed to stdout as text instead.
+A rich front end gets one Markdown output created with a display id and updated in place; a plain
+terminal gets the answer streamed to stdout as text. Either way :meth:`follow` reads the stream on
+the cell's thread and only marks the view as behind; one ticker thread per view takes a snapshot of
+the reply and draws it when an update is due. Reading never waits for a draw, and the reply is
+copied once per draw, not once per token.
+
+Updates come at most 20 times a second, and for long answers less often: JupyterLab re-parses and
+re-renders the whole Markdown on every update, so after an update of N bytes the next one waits
+N / :data:`MARKDOWN_BYTES_PER_SECOND` seconds, and the page keeps up. The last update is exact.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import contextvars
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from ._terminal import terminal_text
 from .render import render_markdown, render_plain, status_line
@@ -22,10 +27,21 @@ from .reply import Reply, split_reasoning
 
 MIN_INTERVAL = 0.05
 """Seconds between two updates: at most 20 a second."""
-BYTES_PER_SECOND = 1_000_000
-"""For long answers the interval grows so no more than about this much Markdown is sent a second."""
+MARKDOWN_BYTES_PER_SECOND = 100_000
+"""What JupyterLab can re-render a second and stay fluid: while streaming, it redraws Markdown at
+about 0.5 MB/s on a 2-core machine, so this keeps it busy a fifth of the time at most (frame gaps
+and lag of ``benchmarks/run.py``). An update of N bytes of Markdown waits N / this seconds."""
 TICK = 1.0
 """Seconds between redraws of the waiting line's elapsed time."""
+
+
+class LiveReply(Protocol):
+    """What a view follows: a :class:`~allm_jupyter.client.ChatStream`, iterated once."""
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    @property
+    def reply(self) -> Reply: ...
 
 
 def metadata_for(reply: Reply) -> dict[str, Any]:
@@ -43,106 +59,87 @@ def metadata_for(reply: Reply) -> dict[str, Any]:
     }
 
 
-class NotebookView:
-    """One Markdown output, updated in place through a display handle.
+def _ipython_display() -> Callable[..., Any]:
+    from IPython.display import display
 
-    Updates are coalesced; a timer thread sends the last coalesced one when no further event
-    comes (a model pausing mid-answer must not leave words unshown), and ticks the status line's
-    elapsed seconds while the server has not answered yet. The timer runs in a copy of the cell's
-    context so its messages belong to this cell.
+    return display
+
+
+class _Ticker:
+    """One long-lived thread that calls ``step`` and sleeps as long as it says, or until woken.
+
+    It runs in a copy of the cell's context, so its display messages belong to that cell.
     """
 
-    def __init__(
-        self,
-        workspace: str,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        show_images: bool = False,
-    ) -> None:
-        from IPython.display import display
+    def __init__(self, step: Callable[[], float]) -> None:
+        self._step = step
+        self._wake = threading.Event()
+        self._stopping = False
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="allm-view-ticker", daemon=True
+        )
+        self._thread.start()
 
-        self._workspace = workspace
-        self._show_images = show_images
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # before the step: a wake during it is not lost
+            delay = self._step()
+            self._wake.wait(delay)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop, and wait for a draw in progress: nothing may follow the final update."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+
+class _LiveView:
+    """Pacing and the ticker, shared by both views; they say how to draw (``_draw``, …)."""
+
+    budget: float = float("inf")
+    """Bytes a second the front end can take; each update's size delays the next one."""
+
+    def __init__(self, *, clock: Callable[[], float], ticker: bool) -> None:
         self._clock = clock
         self._started = clock()
-        self._last_update = -1.0
+        self._lock = threading.Lock()  # one drawer at a time: the ticker, or close()
+        self._source: LiveReply | None = None
+        self._behind = False
+        """Events arrived since the last snapshot (set by the reading thread, cleared by draws)."""
         self._showed_text = False
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._timer_id = 0
-        self._pending: Reply | None = None
-        self._latest = Reply(workspace=workspace)
         self._closed = False
-        self.updates = 0
-        status = status_line(workspace, 0.0)
-        self._handle = display(self._bundle(status, ""), raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        self._schedule(TICK)
+        self._next_draw = self._started
+        self._ticker = _Ticker(self.draw_due) if ticker else None
 
-    @staticmethod
-    def _bundle(markdown: str, plain: str) -> dict[str, str]:
-        return {"text/markdown": markdown, "text/plain": plain}
+    def follow(self, stream: LiveReply) -> None:
+        """Read ``stream`` to its end on this thread; the ticker draws what arrived when due."""
+        self._source = stream
+        for _ in stream:
+            self._behind = True
+            if not self._showed_text and self._ticker is not None:
+                self._ticker.wake()  # the first words, or an agent's thought, show at once
 
-    def show(self, reply: Reply) -> None:
-        """Redraw with the partial reply now, or soon if the last redraw was too recent."""
+    def draw_due(self) -> float:
+        """Draw if an update is due; return the seconds until it is worth asking again."""
         with self._lock:
-            self._pending = self._latest = reply
-            wait = self._wait(reply)
-            if wait <= 0:
-                self._flush()
-            elif self._timer is None:
-                self._schedule(wait)
-
-    def _wait(self, reply: Reply) -> float:
-        """Seconds until ``reply`` may be drawn; the first words are drawn at once."""
-        if reply.text and not self._showed_text:
-            return 0.0
-        interval = max(MIN_INTERVAL, len(reply.text) / BYTES_PER_SECOND)
-        return self._last_update + interval - self._clock()
-
-    def _schedule(self, delay: float) -> None:
-        self._cancel()
-        context = contextvars.copy_context()
-        self._timer = threading.Timer(delay, context.run, args=(self._on_timer, self._timer_id))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _cancel(self) -> None:
-        """Forget the pending timer; one that already fired sees a newer id and does nothing."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_id += 1
-
-    def _on_timer(self, timer_id: int) -> None:
-        with self._lock:
-            if timer_id != self._timer_id or self._closed:
-                return
-            self._timer = None
-            if self._pending is not None:
-                self._flush()
-            elif not self._showed_text:
-                self._draw_status(self._latest)
-
-    def _flush(self) -> None:
-        reply, self._pending = self._pending, None
-        assert reply is not None
-        self._last_update = self._clock()
-        if reply.text:
+            if self._closed:
+                return TICK
+            due = not self._showed_text or self._clock() >= self._next_draw
+            reply = None
+            if self._behind and due and self._source is not None:
+                self._behind = False
+                reply = self._source.reply
+                if reply.text:
+                    self._showed_text = True
+                    size = self._draw(reply)
+                    self._next_draw = self._clock() + max(MIN_INTERVAL, size / self.budget)
             if not self._showed_text:
-                self._cancel()  # no more status ticks once the answer shows
-            self._showed_text = True
-            markdown = render_markdown(reply, show_images=self._show_images)
-            self._update(markdown, render_plain(reply), reply)
-        else:
-            self._draw_status(reply)
-
-    def _draw_status(self, reply: Reply) -> None:
-        """The waiting line (elapsed seconds, latest agent thought); re-drawn every second."""
-        status = status_line(self._workspace, self._clock() - self._started, reply.thoughts)
-        markdown = render_markdown(reply, status=status, show_images=self._show_images)
-        self._update(markdown, render_plain(reply), reply)
-        if self._timer is None:
-            self._schedule(TICK)
+                return self._wait(reply)
+            return max(MIN_INTERVAL, self._next_draw - self._clock())
 
     def close(self, reply: Reply, *, error_below: bool = False) -> None:
         """The final, exact update: answer, sources, footer, and a marker if it is partial.
@@ -150,27 +147,106 @@ class NotebookView:
         ``error_below``: the cell fails with the error's sentence, so the output only marks the
         answer as partial instead of saying the sentence a second time.
         """
+        if self._ticker is not None:
+            self._ticker.stop()
         with self._lock:
             self._closed = True
-            self._cancel()
-            markdown = render_markdown(
-                reply, final=True, error_below=error_below, show_images=self._show_images
-            )
-            self._update(markdown, render_plain(reply, final=True, error_below=error_below), reply)
+            self._draw_final(reply, error_below)
+
+    def _draw(self, reply: Reply) -> int:
+        """Show the partial ``reply``; return the bytes sent to the front end."""
+        raise NotImplementedError
+
+    def _wait(self, reply: Reply | None) -> float:
+        """Before any text: show that we wait (``reply``: new events without text); return the
+        seconds until the next redraw of that."""
+        return TICK
+
+    def _draw_final(self, reply: Reply, error_below: bool) -> None:
+        raise NotImplementedError
+
+
+class NotebookView(_LiveView):
+    """One Markdown output, updated in place through a display handle.
+
+    While the server has not answered, the waiting line ticks its elapsed seconds (and shows an
+    agent's latest thought). Every update carries the Markdown and its plain-text twin, so text-only
+    front ends (jupyter console, the demo's echo) see the answer grow too; the pacing keeps that
+    to a few updates for a long answer. An error is said once, by the final update.
+    """
+
+    budget = MARKDOWN_BYTES_PER_SECOND
+
+    def __init__(
+        self,
+        workspace: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        display: Callable[..., Any] | None = None,
+        ticker: bool = True,
+        show_images: bool = False,
+    ) -> None:
+        if display is None:
+            display = _ipython_display()
+        self._workspace = workspace
+        self._show_images = show_images
+        self._waiting = Reply(workspace=workspace)
+        self._next_tick = clock()  # the ticker's first step shows the waiting line at once
+        self._display = display
+        self._handle: Any = None
+        """Made by the first update, so the cell's thread never waits for that message."""
+        super().__init__(clock=clock, ticker=ticker)
+
+    @staticmethod
+    def _bundle(markdown: str, plain: str) -> dict[str, str]:
+        return {"text/markdown": markdown, "text/plain": plain}
+
+    def _draw(self, reply: Reply) -> int:
+        if reply.error:  # said once, at the end: below the output when the cell fails
+            reply = replace(reply, error=None)
+        markdown = render_markdown(reply, show_images=self._show_images)
+        self._update(markdown, render_plain(reply), reply)
+        return len(markdown.encode())
+
+    def _wait(self, reply: Reply | None) -> float:
+        now = self._clock()
+        if reply is not None or now >= self._next_tick:
+            self._waiting = reply or self._waiting
+            status = status_line(self._workspace, now - self._started, self._waiting.thoughts)
+            markdown = render_markdown(self._waiting, status=status, show_images=self._show_images)
+            self._update(markdown, render_plain(self._waiting), self._waiting)
+            self._next_tick = now + TICK
+        return self._next_tick - now
+
+    def _draw_final(self, reply: Reply, error_below: bool) -> None:
+        markdown = render_markdown(
+            reply, final=True, error_below=error_below, show_images=self._show_images
+        )
+        self._update(markdown, render_plain(reply, final=True, error_below=error_below), reply)
 
     def _update(self, markdown: str, plain: str, reply: Reply) -> None:
-        self._handle.update(self._bundle(markdown, plain), raw=True, metadata=metadata_for(reply))
-        self.updates += 1
+        bundle, metadata = self._bundle(markdown, plain), metadata_for(reply)
+        if self._handle is None:
+            self._handle = self._display(bundle, raw=True, metadata=metadata, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True, metadata=metadata)
 
 
-class TerminalView:
+class TerminalView(_LiveView):
     """Plain IPython in a terminal: print the answer as it grows, then sources and footer."""
 
-    def __init__(self, *, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ticker: bool = True,
+    ) -> None:
         self._out = stream or sys.stdout
         self._printed = ""
+        super().__init__(clock=clock, ticker=ticker)
 
-    def show(self, reply: Reply) -> None:
+    def _draw(self, reply: Reply) -> int:
         answer = terminal_text(split_reasoning(reply.text)[1])
         if answer.startswith(self._printed):
             self._out.write(answer[len(self._printed) :])
@@ -178,9 +254,10 @@ class TerminalView:
             self._out.write("\n" + answer)
         self._printed = answer
         self._out.flush()
+        return 0
 
-    def close(self, reply: Reply, *, error_below: bool = False) -> None:
-        self.show(reply)
+    def _draw_final(self, reply: Reply, error_below: bool) -> None:
+        self._draw(reply)
         tail = render_plain(replace(reply, text=""), final=True, error_below=error_below).strip()
         self._out.write("\n" + (tail + "\n" if tail else ""))
         self._out.flush()

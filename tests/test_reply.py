@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -230,3 +231,53 @@ def test_turn_id_from_uuid_or_id() -> None:
 )
 def test_split_reasoning_handles_partial_tags(text: str, expected: tuple[str | None, str]) -> None:
     assert split_reasoning(text) == expected
+
+
+def chunk(text: str, **fields: Any) -> TextResponseChunk:
+    return parse_event({"type": "textResponseChunk", "uuid": "t", "textResponse": text, **fields})  # type: ignore[return-value]
+
+
+def test_snapshots_between_chunks_see_each_prefix_and_the_exact_whole() -> None:
+    builder = ReplyBuilder()
+    expected = ""
+    for index in range(300):
+        piece = f"w{index} "
+        builder.add(chunk(piece))
+        expected += piece
+        if index % 7 == 0:
+            assert builder.reply.text == expected
+    builder.add(chunk("", close=True, sources=[{"title": "doc"}]))
+    reply = builder.finish()
+    assert reply.text == expected and [s.title for s in reply.sources] == ["doc"]
+
+
+def test_agent_text_replaces_chunks_joined_or_not() -> None:
+    builder = ReplyBuilder()
+    builder.add(chunk("Agent "))
+    assert builder.reply.text == "Agent "
+    builder.add(chunk("answer."))
+    builder.add(TextResponse(turn_id="t", text="Agent answer."))
+    assert builder.finish().text == "Agent answer."
+
+
+def test_snapshots_from_another_thread_lose_no_chunk() -> None:
+    """What a view's ticker does while the stream's thread adds: every snapshot is a prefix of
+    the answer, and the answer ends exact, however the two threads interleave."""
+    builder = ReplyBuilder()
+    pieces = [f"{index} " for index in range(20_000)]
+    seen: list[str] = []
+    done = threading.Event()
+
+    def snapshot() -> None:
+        while not done.is_set():
+            seen.append(builder.reply.text)
+
+    reader = threading.Thread(target=snapshot)
+    reader.start()
+    for piece in pieces:
+        builder.add(chunk(piece))
+    done.set()
+    reader.join()
+    whole = "".join(pieces)
+    assert builder.finish().text == whole
+    assert seen and all(whole.startswith(text) for text in seen)

@@ -122,14 +122,17 @@ def test_abort_mid_stream_keeps_the_partial_text(kernel, kernel_server) -> None:
     assert "Half an answer" in run.final_markdown
 
 
+DISPLAYS = ("display_data", "update_display_data")
+"""The view's first draw makes the output; later ones update it."""
+
+
 def test_interrupt_stops_at_once_and_keeps_the_partial(kernel, kernel_server) -> None:
     kernel_server.queue(scenarios.stall("streaming so far "))
     msg_id = kernel.execute(ASK.format(slug=kernel_server.slugs[0], options="", question="q"))
     while True:
         msg = kernel.next_message(msg_id)
-        if msg["msg_type"] == "update_display_data" and "streaming so far" in msg["content"][
-            "data"
-        ].get("text/plain", ""):
+        data = msg["content"].get("data", {})
+        if msg["msg_type"] in DISPLAYS and "streaming so far" in data.get("text/markdown", ""):
             break
     kernel.interrupt()
     run = kernel.collect(msg_id)  # a stall never ends by itself: only the interrupt ends it
@@ -274,9 +277,8 @@ def test_interrupt_wherever_it_lands_hangs_up_and_marks_the_reply(kernel, kernel
     msg_id = kernel.execute(ASK.format(slug=kernel_server.slugs[0], options="", question="q"))
     while True:
         msg = kernel.next_message(msg_id)
-        if msg["msg_type"] == "update_display_data" and "word0" in msg["content"]["data"].get(
-            "text/plain", ""
-        ):
+        data = msg["content"].get("data", {})
+        if msg["msg_type"] in DISPLAYS and "word0" in data.get("text/markdown", ""):
             break
     kernel.interrupt()
     run = kernel.collect(msg_id)

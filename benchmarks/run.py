@@ -1,0 +1,831 @@
+"""Every speed target of the streaming core, each against a baseline measured in the same run.
+
+    python benchmarks/run.py          # writes benchmarks/RESULTS.md (a few minutes on 2 cores)
+
+The machine is shared and noisy, so nothing here is an absolute time: ``%%allm`` runs interleaved
+with its baseline in the same real kernel (or page), against the bundled stand-in server on
+loopback, and every figure is a median of several runs, shown beside its baseline as a ratio.
+The stand-in plays pre-encoded events, one HTTP chunk each as the real server writes them, so the
+server costs little next to the readers being compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from importlib import metadata
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+from allm_jupyter.testing import Scenario, StandInServer, scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+JUPYTER_AI = "jupyter-ai-magics==2.31.*"
+CELL = "workspace={slug} mode=chat"
+MESSAGE = {"message": "q", "mode": "chat"}
+
+# In the kernel: the baselines. The raw reader is linear (a list joined once, inside a function);
+# the naive cell is what one writes first: the whole Markdown again on every chunk.
+KERNEL_SETUP = """
+import gc, json, os, time, httpx
+from IPython.display import Markdown, display
+_bench_http = httpx.Client(
+    base_url=os.environ["ANYTHING_LLM_BASE_URL"] + "/api",
+    headers={"Authorization": "Bearer " + os.environ["ANYTHING_LLM_API_KEY"]},
+    timeout=600,
+)
+_bench_path = "/v1/workspace/{slug}/stream-chat"
+
+def _bench_raw_read():
+    parts = []
+    with _bench_http.stream("POST", _bench_path, json={message}) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                parts.append(json.loads(line[5:]).get("textResponse") or "")
+    return "".join(parts)
+
+def _bench_sse_read():
+    from httpx_sse import EventSource
+    parts = []
+    with _bench_http.stream("POST", _bench_path, json={message}) as response:
+        for event in EventSource(response).iter_sse():
+            parts.append(json.loads(event.data).get("textResponse") or "")
+    return "".join(parts)
+
+def _bench_naive():
+    parts = []
+    handle = display(Markdown(""), display_id=True)
+    with _bench_http.stream("POST", _bench_path, json={message}) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                parts.append(json.loads(line[5:]).get("textResponse") or "")
+                handle.update(Markdown("".join(parts)))
+    return "".join(parts)
+
+def _bench_memory(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field))
+
+def _bench_reset_peak():
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # resets VmHWM, the peak resident set
+    return _bench_memory("VmRSS:")
+
+%load_ext allm_jupyter
+"""
+ALLM = 'get_ipython().run_cell_magic("allm", {line!r}, "q")'
+RAW = "_bench_text = _bench_raw_read()"
+SSE = "_bench_text = _bench_sse_read()"
+NAIVE = "_bench_text = _bench_naive()"
+
+
+def timed(statement: str) -> str:
+    """The statement timed in the kernel: wall seconds, and CPU seconds of all its threads."""
+    return (
+        "gc.collect()\n_t, _c = time.perf_counter(), time.process_time()\n"
+        f"{statement}\n"
+        "_bench_seconds = time.perf_counter() - _t\n_bench_cpu = time.process_time() - _c"
+    )
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+_WORDS = ("the", "model", "reads", "each", "document", "and", "answers", "from", "what", "it")
+
+
+def plain_words(chunks: int, size: int = 7) -> str:
+    """``chunks`` space-separated words of ``size`` bytes (with their space): one long line."""
+    return " ".join(f"w{index:0{size - 2}d}" for index in range(chunks))
+
+
+def markdown_answer(size: int) -> str:
+    """About ``size`` bytes of ordinary Markdown: headings, lists, emphasis, inline code, links."""
+    blocks: list[str] = []
+    total, index = 0, 0
+    while total < size:
+        index += 1
+        kind = index % 12
+        if kind == 1:
+            block = f"## Section {index // 12 + 1}: what the handbook says\n\n"
+        elif kind in (2, 3, 4, 5):
+            block = (
+                f"- **Point {index}**: the *team* uses `tool_{index}` for step {index}, "
+                f"see [the guide](https://example.org/guide/{index}).\n"
+            )
+        elif kind == 6:
+            block = "\n"
+        else:
+            words = [_WORDS[(index * 7 + k) % len(_WORDS)] for k in range(14)]
+            block = " ".join(words).capitalize() + f" with _emphasis_ and `code {index}` in it.\n\n"
+        blocks.append(block)
+        total += len(block)
+    return "".join(blocks)
+
+
+def played(text: str, *, pause_every: int = 0, pause: float = 0.0, lead: float = 0.0) -> Scenario:
+    """``scenarios.normal(text)`` with its events encoded up front (the server only writes), and
+    optionally ``pause`` seconds after every ``pause_every`` chunks or ``lead`` before the first."""
+    normal = scenarios.normal(text)
+    steps: list[scenarios.Step] = [scenarios.Sleep(lead)] if lead else []
+    sent = 0
+    for step in normal.stream:
+        if isinstance(step, scenarios.Send):
+            event = scenarios.fill(step.event, "bench-turn", 1)
+            steps.append(scenarios.SendRaw(scenarios.sse_bytes(event)))
+            sent += 1
+            if pause_every and sent % pause_every == 0:
+                steps.append(scenarios.Sleep(pause))
+        else:
+            steps.append(step)
+    return Scenario("bench", tuple(steps), normal.sync, expected_text=text)
+
+
+# --- a real kernel ------------------------------------------------------------------------------
+
+
+DISPLAYS = ("display_data", "update_display_data")
+
+
+@dataclass
+class Run:
+    values: dict[str, Any]
+    displays: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    """Display messages with the driver's ``perf_counter`` when each arrived (unless not kept)."""
+    display_count: int = 0
+    display_bytes: int = 0
+    """Of the displayed data (every MIME type's text), UTF-8."""
+
+    def hook(self, keep: bool) -> Callable[[dict[str, Any]], None]:
+        def seen(message: dict[str, Any]) -> None:
+            if message["msg_type"] in DISPLAYS:
+                self.display_count += 1
+                data = message["content"]["data"].values()
+                self.display_bytes += sum(len(value.encode()) for value in data)
+                if keep:
+                    self.displays.append((time.perf_counter(), message))
+
+        return seen
+
+
+class Kernel:
+    """A real IPython kernel pointed at the stand-in (or a relay in front of it)."""
+
+    def __init__(self, env: dict[str, str], slug: str) -> None:
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=120)
+        self.run(KERNEL_SETUP.replace("{slug}", slug).replace("{message}", repr(MESSAGE)))
+
+    def run(self, code: str, *expressions: str, keep: bool = True) -> Run:
+        """Run a cell; ``keep=False`` only counts its display messages (the naive cell's weigh
+        more than a gigabyte)."""
+        run = Run({})
+        reply = self.client.execute_interactive(
+            code,
+            user_expressions={name: name for name in expressions},
+            output_hook=run.hook(keep),
+            timeout=900,
+            allow_stdin=False,
+        )
+        content = reply["content"]
+        if content["status"] != "ok":
+            raise RuntimeError(
+                f"kernel cell failed: {content.get('ename')}: {content.get('evalue')}"
+            )
+        run.values = {
+            name: ast.literal_eval(value["data"]["text/plain"])
+            for name, value in content["user_expressions"].items()
+        }
+        return run
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+@contextmanager
+def kernel(env: dict[str, str], slug: str) -> Iterator[Kernel]:
+    started = Kernel(env, slug)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def last_plain(run: Run) -> str:
+    return str(run.displays[-1][1]["content"]["data"]["text/plain"])
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    baseline: str
+    ratio: float | None
+    target: str
+    met: bool | None
+
+    def cells(self) -> list[str]:
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}×"
+        met = {True: "yes", False: "**no**", None: "–"}[self.met]
+        return [self.figure, self.value, self.baseline, ratio, self.target, met]
+
+
+@dataclass
+class Section:
+    title: str
+    note: str
+    rows: list[Row] = field(default_factory=list)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def throughput(server: StandInServer, work: Kernel, runs: dict[str, int]) -> Section:
+    """``%%allm`` against the linear raw reader (and an httpx-sse one), interleaved, by size."""
+    section = Section(
+        "Throughput in the kernel: `%%allm` / linear raw reader",
+        "Time of the cell's code inside one kernel: wall, and CPU of all the kernel's threads "
+        "(the ticker's draws and the iopub thread's sends included; steadier than wall time on a "
+        "shared machine, and not hidden by waiting for the server). Medians of rounds that "
+        "rotate which reader goes first; the ratio is the median of the per-round ratios. The "
+        "raw reader is `httpx` `iter_lines` + `json.loads`, chunks in a list joined once; the "
+        "httpx-sse reader is the same framed by `httpx-sse`, as the client is, so `%%allm` / it "
+        "is what the fold, the typed events and the view cost on top of the framing. Plain "
+        "words, so the Markdown escaping is not what is measured (the Lab section streams "
+        "Markdown).",
+    )
+    line = CELL.format(slug=server.slugs[0])
+    statements = {"allm": ALLM.format(line=line), "raw": RAW, "sse": SSE}
+    lengths = {"allm": "len(_allm.text)", "raw": "len(_bench_text)", "sse": "len(_bench_text)"}
+    cases = [
+        ("2,000 chunks", plain_words(2_000), runs["small"]),
+        ("20,000 chunks", plain_words(20_000), runs["medium"]),
+        ("100,000 chunks", plain_words(100_000), runs["large"]),
+        ("5 MB (20,000 chunks of 250 B)", plain_words(20_000, size=250), runs["large"]),
+    ]
+    for label, text, count in cases:
+        scenario = played(text)
+        wall: dict[str, list[float]] = {name: [] for name in statements}
+        cpu: dict[str, list[float]] = {name: [] for name in statements}
+        names = list(statements)
+        for index in range(count + 1):  # the first round warms up and is dropped
+            for name in names[index % 3 :] + names[: index % 3]:
+                server.queue(scenario)
+                got = work.run(
+                    timed(statements[name]), "_bench_seconds", "_bench_cpu", lengths[name]
+                ).values
+                assert got[lengths[name]] == len(text), f"{name} did not read the whole answer"
+                if index:
+                    wall[name].append(got["_bench_seconds"])
+                    cpu[name].append(got["_bench_cpu"])
+
+        def ratio(times: dict[str, list[float]], baseline: str) -> float:
+            return median([a / b for a, b in zip(times["allm"], times[baseline], strict=True)])
+
+        for kind, times in (("wall", wall), ("CPU", cpu)):
+            value = ratio(times, "raw")
+            section.rows.append(
+                Row(
+                    f"{label}, {len(text) / 1000:,.0f} KB: {kind}",
+                    ms(median(times["allm"])),
+                    f"{ms(median(times['raw']))} (httpx-sse reader: {ms(median(times['sse']))}, "
+                    f"`%%allm` / it = {ratio(times, 'sse'):.2f}×)",
+                    value,
+                    "≤ 1.15×",
+                    value <= 1.15,
+                )
+            )
+    # For reference: what showing a 5 MB answer costs at all. The last update must carry the
+    # whole text as Markdown and as plain text; ipykernel serializes and signs that message.
+    shown = [
+        work.run(
+            timed("display({'text/markdown': _allm.text, 'text/plain': _allm.text}, raw=True)"),
+            "_bench_cpu",
+        ).values["_bench_cpu"]
+        for _ in range(count)
+    ]
+    section.rows.append(
+        Row(
+            "for reference: one display of the 5 MB text as Markdown + plain: CPU",
+            ms(median(shown)),
+            ms(median(cpu["raw"])),
+            median(shown) / median(cpu["raw"]),
+            "",
+            None,
+        )
+    )
+    return section
+
+
+def traffic(server: StandInServer, work: Kernel) -> Section:
+    """What reaches the front end: display messages and bytes; updates per second."""
+    section = Section(
+        "Front-end traffic",
+        "iopub display messages of one answer, counted in the driver, and the bytes of the data "
+        "they display. The naive cell updates the Markdown with the whole text on every chunk "
+        "(run once: it sends about a gigabyte; the driver may miss some of its messages, when "
+        "ZeroMQ's queue overflows, so its figures are a floor).",
+    )
+    line = CELL.format(slug=server.slugs[0])
+    text = plain_words(20_000)
+    server.queue(played(text))
+    ours = work.run(ALLM.format(line=line))
+    assert text in last_plain(ours), "the last update must hold the exact answer"
+    server.queue(played(text))
+    naive = work.run(NAIVE, keep=False)
+    size = len(text.encode())
+    section.rows.append(
+        Row(
+            f"display bytes, 20,000 chunks ({size / 1000:.0f} KB answer)",
+            f"{ours.display_bytes / 1e6:.2f} MB in {ours.display_count} messages",
+            f"naive: {naive.display_bytes / 1e6:,.0f} MB in {naive.display_count:,} messages",
+            ours.display_bytes / size,
+            "≤ 10× the answer",
+            ours.display_bytes <= 10 * size,
+        )
+    )
+    slow = plain_words(300)
+    server.queue(played(slow, pause_every=1, pause=0.01))
+    trickled = work.run(timed(ALLM.format(line=line)), "_bench_seconds")
+    # The updates with text between the first words and the final one, over the time they span.
+    arrivals = [when for when, message in trickled.displays[1:-1]]
+    rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    chunk_rate = 300 / trickled.values["_bench_seconds"]
+    section.rows.append(
+        Row(
+            "updates a second, slow answer (300 chunks, 10 ms apart)",
+            f"{rate:.1f} /s ({len(arrivals)} intermediate updates)",
+            f"{chunk_rate:.0f} chunks/s from the server",
+            rate / chunk_rate,
+            "≤ 20 /s",
+            rate <= 20,
+        )
+    )
+    return section
+
+
+class Relay:
+    """A loopback TCP relay in front of the stand-in that notes when a marker passes from the
+    server to the kernel: the moment the server's write of that chunk can first be read."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.marker = b""
+        self.seen: float | None = None
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def expect(self, marker: str) -> None:
+        self.marker, self.seen = marker.encode(), None
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            threading.Thread(
+                target=self._pipe, args=(downstream, upstream, False), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(upstream, downstream, True), daemon=True
+            ).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, watch: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if watch and self.seen is None and self.marker and self.marker in data:
+                    self.seen = time.perf_counter()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def first_text(server: StandInServer, runs: int) -> Section:
+    """Server writes the first chunk -> the first display message holding it reaches the driver."""
+    section = Section(
+        "First text",
+        "From the stand-in writing the first chunk (seen by a relay in front of it) to the first "
+        "iopub display message holding that chunk arriving in the driver. Baseline: the naive "
+        "cell, which displays every chunk at once.",
+    )
+    relay = Relay((server.host, server.port))
+    env = server.environ() | {"ANYTHING_LLM_BASE_URL": f"http://127.0.0.1:{relay.port}"}
+    ours: list[float] = []
+    naive: list[float] = []
+    line = CELL.format(slug=server.slugs[0])
+    try:
+        with kernel(env, server.slugs[0]) as work:
+            for index in range(runs + 1):
+                for which, code, into in (
+                    ("allm", ALLM.format(line=line), ours),
+                    ("naive", NAIVE, naive),
+                ):
+                    marker = f"first{index}{which}"
+                    relay.expect(marker)
+                    server.queue(
+                        played(
+                            f"{marker} " + plain_words(200), pause_every=20, pause=0.01, lead=0.3
+                        )
+                    )
+                    run = work.run(code)
+                    shown = next(
+                        when
+                        for when, message in run.displays
+                        if marker in message["content"]["data"].get("text/markdown", "")
+                    )
+                    if index and relay.seen is not None:
+                        into.append(shown - relay.seen)
+    finally:
+        relay.close()
+    value = median(ours)
+    section.rows.append(
+        Row(
+            "first chunk written → first display message with it",
+            ms(value),
+            ms(median(naive)),
+            value / median(naive),
+            "median ≤ 50 ms",
+            value <= 0.05,
+        )
+    )
+    return section
+
+
+def memory(server: StandInServer, runs: int) -> Section:
+    """Peak resident-set growth of a fresh kernel reading a 5 MB answer."""
+    section = Section(
+        "Kernel memory",
+        "Peak RSS (VmHWM, reset just before) minus RSS before the cell, in a fresh kernel per run "
+        "after a small warm-up answer; runs alternate with the raw reader.",
+    )
+    text = plain_words(20_000, size=250)
+    line = CELL.format(slug=server.slugs[0])
+    growth: dict[str, list[int]] = {"allm": [], "raw": []}
+    for index in range(runs):
+        for which in ("allm", "raw") if index % 2 == 0 else ("raw", "allm"):
+            with kernel(server.environ(), server.slugs[0]) as work:
+                server.queue(played(plain_words(50)))
+                work.run(ALLM.format(line=line) if which == "allm" else RAW)
+                server.queue(played(text))
+                statement = ALLM.format(line=line) if which == "allm" else RAW
+                code = f"_before = _bench_reset_peak()\n{statement}\n_growth = _bench_memory('VmHWM:') - _before"
+                growth[which].append(work.run(code, "_growth").values["_growth"])
+    size = len(text.encode())
+    ours = median(growth["allm"])
+    section.rows.append(
+        Row(
+            f"peak RSS growth, {size / 1e6:.0f} MB answer",
+            f"{ours / 1e6:.0f} MB ({ours / size:.1f}× the answer)",
+            f"raw reader: {median(growth['raw']) / 1e6:.0f} MB",
+            ours / median(growth["raw"]),
+            "≤ 10× the answer",
+            ours <= 10 * size,
+        )
+    )
+    return section
+
+
+# --- %load_ext ----------------------------------------------------------------------------------
+
+LOAD_PROBE = """
+import sys, time
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+started = time.perf_counter()
+shell.run_line_magic("load_ext", sys.argv[1])
+print(time.perf_counter() - started)
+"""
+
+
+def jupyter_ai_python() -> tuple[Path | None, str]:
+    """The python of a venv with jupyter-ai-magics, in the user's cache (made when missing)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = cache / "allm-jupyter" / "bench-jupyter-ai-2.31"
+    python = venv / "bin" / "python"
+    if python.exists() and _imports(python, "jupyter_ai_magics"):
+        return python, "an existing venv in the user cache directory"
+    print(f"creating a venv with {JUPYTER_AI} in {venv} (once; takes a few minutes)", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", JUPYTER_AI], check=True, timeout=1200
+        )
+    except (subprocess.SubprocessError, OSError) as error:
+        return None, f"could not install {JUPYTER_AI} ({error})"
+    return python, "a venv created by this run in the user cache directory"
+
+
+def _imports(python: Path, module: str) -> bool:
+    return (
+        subprocess.run([str(python), "-c", f"import {module}"], capture_output=True).returncode == 0
+    )
+
+
+def load_seconds(python: Path | str, extension: str) -> float:
+    result = subprocess.run(
+        [str(python), "-c", LOAD_PROBE, extension], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def load_ext(runs: int) -> Section:
+    section = Section(
+        "`%load_ext`",
+        "In-process time of the magic in a fresh IPython shell per run (a subprocess each), "
+        "interleaved with jupyter-ai's magics installed in their own venv.",
+    )
+    python, how = jupyter_ai_python()
+    ours = [load_seconds(sys.executable, "allm_jupyter")]
+    theirs: list[float] = []
+    for _ in range(runs):
+        ours.append(load_seconds(sys.executable, "allm_jupyter"))
+        if python is not None:
+            theirs.append(load_seconds(python, "jupyter_ai_magics"))
+    value = median(ours[1:])
+    if not theirs:
+        section.rows.append(
+            Row("`%load_ext allm_jupyter`", ms(value), how, None, "≥ 50× faster", None)
+        )
+        return section
+    speedup = median(theirs) / value
+    section.rows.append(
+        Row(
+            "`%load_ext allm_jupyter`",
+            ms(value),
+            f"`%load_ext jupyter_ai_magics` ({JUPYTER_AI}, {how}): {ms(median(theirs))}",
+            speedup,
+            "≥ 50× faster",
+            speedup >= 50,
+        )
+    )
+    return section
+
+
+# --- JupyterLab + Chromium ----------------------------------------------------------------------
+
+# Installed in the page before a run: animation-frame times, and when the output first holds the
+# first words and when it holds the final update (the footer names the model: only the last does).
+PAGE_PROBE = """(area, [first, final]) => {
+    const now = () => performance.timeOrigin + performance.now();
+    const record = {frames: [], first: null, final: null, running: true};
+    const frame = () => { record.frames.push(now()); if (record.running) requestAnimationFrame(frame); };
+    requestAnimationFrame(frame);
+    // Cheap checks only (no textContent of the whole answer): the probe must not load the page.
+    const observer = new MutationObserver(() => {
+        const markdown = area.querySelector('.jp-RenderedMarkdown');
+        if (!markdown || !markdown.firstElementChild) return;
+        if (record.first === null && markdown.firstElementChild.textContent.includes(first)) {
+            record.first = now();
+        }
+        const last = markdown.lastElementChild;
+        if (record.final === null && last.textContent.includes(final)) {
+            record.final = now();
+            observer.disconnect();
+        }
+    });
+    observer.observe(area, {childList: true, subtree: true});
+    window.__bench = record;
+}"""
+IDLE_PROBE = """() => {
+    const now = () => performance.timeOrigin + performance.now();
+    const record = {frames: [], running: true};
+    const frame = () => { record.frames.push(now()); if (record.running) requestAnimationFrame(frame); };
+    requestAnimationFrame(frame);
+    window.__bench = record;
+}"""
+PAGE_RESULT = """() => { const r = window.__bench; r.running = false; return r; }"""
+LAB_DONE = "\nimport time\n_bench_done = time.time() * 1000"
+
+
+def frame_gaps(record: dict[str, Any]) -> list[float]:
+    frames = [t for t in record["frames"] if record["first"] <= t <= record["final"]]
+    return [b - a for a, b in pairwise(frames)]
+
+
+def p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+
+
+def browser(server: StandInServer, runs: int) -> Section:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser.lab import CHROMIUM, VIEWPORT, Notebook, chromium, running_lab, standin_env
+
+    section = Section(
+        "JupyterLab 4 + Chromium (headless)",
+        "A 200 KB answer streamed in ~4 s by the stand-in (a pause every 100 chunks). Lag: the "
+        "kernel's clock when the cell ended → the page's clock when the final update is in the DOM. "
+        "Frame gaps: requestAnimationFrame in the page, from the first words to the final text. "
+        "Baselines: the same final Markdown displayed once by a plain cell (lag), and the idle "
+        "page (frame gaps).",
+    )
+    if not CHROMIUM.exists():
+        section.rows.append(Row("skipped", f"{CHROMIUM} is missing", "", None, "", None))
+        return section
+    slug = server.slugs[0]
+    answers = {"Markdown": markdown_answer(200_000), "plain words": plain_words(200_000 // 7)}
+    first_words = {"Markdown": "Section", "plain words": "w00000"}
+    # One big output at a time, in cell 1: the stream, or the baseline's single display.
+    cells = [
+        '%load_ext allm_jupyter\nfrom IPython.display import Markdown, display\n_bench_mode = "allm"',
+        'if _bench_mode == "once":\n    display(Markdown(_bench_md))\nelse:\n    '
+        + ALLM.format(line=CELL.format(slug=slug))
+        + LAB_DONE,
+        "print(_bench_done)",
+        '_bench_mode, _bench_md = "once", _allm._repr_markdown_()',
+        '_bench_mode = "allm"',
+    ]
+    lag: dict[str, list[float]] = {name: [] for name in answers}
+    gap: dict[str, list[float]] = {name: [] for name in answers}
+    once: list[float] = []
+    idle: list[float] = []
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        running_lab(Path(workdir), standin_env(server)) as lab,
+        chromium() as launched,
+    ):
+        page = launched.new_context(viewport=VIEWPORT).new_page()
+        notebook = Notebook(page, lab, "bench", cells)
+        notebook.run(0)
+
+        def measure(first: str) -> tuple[float, dict[str, Any]]:
+            notebook.output(1).evaluate(PAGE_PROBE, [first, scenarios.MODEL])
+            notebook.run(1)
+            page.wait_for_function("() => window.__bench.final !== null", timeout=120_000)
+            record = page.evaluate(PAGE_RESULT)
+            notebook.run(2)
+            done = float(notebook.output(2).inner_text().strip())
+            return (record["final"] - done) / 1000, record
+
+        for index in range(runs + 1):  # the first round warms up and is dropped
+            for name, text in answers.items():
+                server.queue(played(text, pause_every=100, pause=0.01))
+                delay, record = measure(first_words[name])
+                if index:
+                    lag[name].append(delay)
+                    gap[name].append(p95(frame_gaps(record)) / 1000)
+                if name == "Markdown":
+                    notebook.run(3)
+                    delay, _ = measure(first_words[name])
+                    notebook.run(4)
+                    if index:
+                        once.append(delay)
+            page.evaluate(IDLE_PROBE)
+            page.wait_for_timeout(2000)  # an idle page: the frame-gap baseline
+            record = page.evaluate(PAGE_RESULT)
+            record["first"], record["final"] = record["frames"][0], record["frames"][-1]
+            idle.append(p95(frame_gaps(record)) / 1000)
+    for name in answers:
+        value = median(lag[name])
+        section.rows.append(
+            Row(
+                f"final-text lag, 200 KB of {name}",
+                ms(value),
+                f"one display of the final Markdown: {ms(median(once))}",
+                value / median(once),
+                "≤ 300 ms",
+                value <= 0.3,
+            )
+        )
+    for name in answers:
+        value = median(gap[name])
+        section.rows.append(
+            Row(
+                f"p95 frame gap while streaming, 200 KB of {name}",
+                ms(value),
+                f"idle page: {ms(median(idle))}",
+                value / median(idle),
+                "≤ 100 ms",
+                value <= 0.1,
+            )
+        )
+    return section
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("ipykernel", "jupyterlab", "httpx", "httpx-sse", "playwright")
+    )
+    return [
+        f"- {platform.system()} {platform.release()}, Python {platform.python_version()}",
+        f"- {os.cpu_count()} CPUs ({cpu}), {memory_kb / 1e6:.0f} GB RAM, load average at start "
+        + " ".join(f"{load:.2f}" for load in os.getloadavg()),
+        f"- {versions}",
+    ]
+
+
+def report(sections: list[Section], seconds: float, quick: bool) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python benchmarks/run.py`"
+        + (" --quick (fewer runs)" if quick else "")
+        + f" in {seconds / 60:.1f} min, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        *machine(),
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section.title}", "", section.note, ""]
+        lines.append("| figure | `%%allm` | baseline | ratio | target | met |")
+        lines.append("|---|---|---|---|---|---|")
+        lines += ["| " + " | ".join(row.cells()) + " |" for row in section.rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke test")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        help="sections to leave out",
+        choices=["throughput", "traffic", "first", "memory", "load", "browser"],
+    )
+    args = parser.parse_args(argv)
+    scale = 1 if args.quick else 3
+    runs = {"small": 3 * scale + 1, "medium": 2 * scale + 1, "large": 2 * scale + 1}
+    started = time.perf_counter()
+    sections: list[Section] = []
+    steps: list[tuple[str, Callable[[StandInServer], Section]]] = []
+    with StandInServer() as server:
+        slug = server.slugs[0]
+        with kernel(server.environ(), slug) as work:
+            steps = [
+                ("throughput", lambda s: throughput(s, work, runs)),
+                ("traffic", lambda s: traffic(s, work)),
+            ]
+            for name, step in steps:
+                if name not in args.skip:
+                    print(f"{name}…", flush=True)
+                    sections.append(step(server))
+        later: list[tuple[str, Callable[[], Section]]] = [
+            ("first", lambda: first_text(server, 3 * scale)),
+            ("memory", lambda: memory(server, 1 + scale)),
+            ("load", lambda: load_ext(3 * scale + 1)),
+            ("browser", lambda: browser(server, scale + 1)),
+        ]
+        for name, later_step in later:
+            if name not in args.skip:
+                print(f"{name}…", flush=True)
+                sections.append(later_step())
+    text = report(sections, time.perf_counter() - started, args.quick)
+    RESULTS.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0 if all(row.met is not False for section in sections for row in section.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

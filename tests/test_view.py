@@ -1,0 +1,257 @@
+"""The live view: how often it takes snapshots and draws, how many bytes it sends, what its last
+update holds, and that one ticker thread draws for it.
+
+Answers are read over loopback from the stand-in. Pacing is checked on a fake clock: the stream
+below advances it per event and runs the view's ticker step after every event (the worst case
+for pacing), so the counts are exact and no assertion depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from allm_jupyter import Client, ConnectionLostError
+from allm_jupyter.events import Event
+from allm_jupyter.render import render_markdown, render_plain
+from allm_jupyter.reply import Reply, ReplyBuilder
+from allm_jupyter.testing import StandInServer, scenarios
+from allm_jupyter.view import MIN_INTERVAL, NotebookView, TerminalView
+
+WORDS = " ".join(f"word{index:05d}" for index in range(5_000))
+MARKDOWN = "".join(
+    f"## Part {n}\n\n- **item {n}** uses `tool_{n}`, see [the guide](https://example.org/{n}).\n"
+    f"Some *emphasis* and plain words to read in paragraph {n}.\n\n"
+    for n in range(1_500)
+)
+
+
+@dataclass
+class Update:
+    bundle: dict[str, str]
+    at: float
+    thread: int
+    tickers: int
+    """Ticker threads alive when this update was sent."""
+
+    @property
+    def size(self) -> int:
+        return len(self.bundle["text/markdown"].encode())
+
+
+@dataclass
+class Display:
+    """Stands in for IPython's ``display``: records every update the view sends."""
+
+    clock: FakeClock | None = None
+    updates: list[Update] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def __call__(self, bundle: dict[str, str], **_: Any) -> Display:
+        self.update(bundle)  # the view's first update creates its output
+        return self
+
+    def update(self, bundle: dict[str, str], **_: Any) -> None:
+        tickers = sum(t.name == "allm-view-ticker" for t in threading.enumerate())
+        at = self.clock() if self.clock else 0.0
+        with self.changed:
+            self.updates.append(Update(bundle, at, threading.get_ident(), tickers))
+            self.changed.notify_all()
+
+
+@dataclass
+class FakeClock:
+    now: float = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Replayed:
+    """Events read from the stand-in, replayed ``step`` fake seconds apart into a view, whose
+    ticker step runs after each one; counts the snapshots the view asks for."""
+
+    events: list[Event]
+    clock: FakeClock
+    step: float
+    view: NotebookView | TerminalView | None = None
+    builder: ReplyBuilder = field(default_factory=ReplyBuilder)
+    snapshots: int = 0
+
+    def __iter__(self) -> Iterator[Event]:
+        for event in self.events:
+            self.builder.add(event)
+            self.clock.now += self.step
+            yield event
+            assert self.view is not None
+            self.view.draw_due()
+
+    @property
+    def reply(self) -> Reply:
+        self.snapshots += 1
+        return self.builder.reply
+
+
+def read(server: StandInServer, scenario: scenarios.Scenario) -> list[Event]:
+    server.queue(scenario)
+    with Client(server.base_url, api_key=server.api_key, timeout=30) as client:
+        return list(client.stream_chat(server.slugs[0], "q", mode="chat"))
+
+
+def replay(events: list[Event], step: float) -> tuple[Replayed, Display]:
+    clock = FakeClock()
+    display = Display(clock)
+    stream = Replayed(events, clock, step)
+    view = NotebookView("research", clock=clock, display=display, ticker=False)
+    stream.view = view
+    view.follow(stream)
+    view.close(stream.builder.finish())
+    return stream, display
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[StandInServer]:
+    with StandInServer() as running:
+        yield running
+
+
+def test_snapshots_and_draws_follow_the_clock_not_the_events(server: StandInServer) -> None:
+    events = read(server, scenarios.normal(WORDS))
+    stream, display = replay(events, step=0.001)  # 5,000 words in 5 s
+    intermediate = display.updates[:-1]
+    seconds = len(events) * 0.001
+    assert stream.snapshots == len(intermediate)  # a snapshot only when drawing
+    assert len(intermediate) <= seconds / MIN_INTERVAL + 1
+    assert len(intermediate) >= 10  # it did keep drawing as the text grew
+    assert len(events) > 50 * len(intermediate)
+
+
+def test_short_answer_updates_twenty_times_a_second(server: StandInServer) -> None:
+    events = read(server, scenarios.normal(WORDS[:600]))  # ~55 words
+    _, display = replay(events, step=0.01)
+    times = [update.at for update in display.updates[:-1]]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    assert gaps and min(gaps) >= MIN_INTERVAL - 1e-9
+    assert max(gaps) <= MIN_INTERVAL + 0.01 + 1e-9  # drawn at the first event once due
+    assert len(times) >= len(events) * 0.01 / MIN_INTERVAL - 1
+
+
+def test_long_answer_stays_within_the_byte_budget(server: StandInServer) -> None:
+    events = read(server, scenarios.normal(MARKDOWN))
+    _, display = replay(events, step=0.0005)
+    intermediate = display.updates[:-1]
+    assert len(intermediate) >= 5
+    budget = NotebookView.budget
+    for update, following in pairwise(intermediate):
+        assert update.size <= budget * (following.at - update.at) + 1, (update.size, update.at)
+    total = sum(update.size for update in intermediate)
+    elapsed = intermediate[-1].at - intermediate[0].at
+    assert total <= budget * elapsed + intermediate[-1].size
+
+
+def test_last_update_is_exact_and_every_update_has_its_plain_twin(
+    server: StandInServer,
+) -> None:
+    sources = [scenarios.source("handbook.md", "The handbook.")]
+    events = read(server, scenarios.normal(MARKDOWN, sources=sources))
+    stream, display = replay(events, step=0.001)
+    final = stream.builder.reply
+    assert final.text == MARKDOWN and final.complete
+    last = display.updates[-1].bundle
+    assert last["text/markdown"] == render_markdown(final, final=True)
+    assert last["text/plain"] == render_plain(final, final=True)
+    assert MARKDOWN.strip() in last["text/plain"]
+    texts = [u.bundle for u in display.updates[:-1] if "Part 0" in u.bundle["text/markdown"]]
+    assert texts, "no intermediate update showed the text"
+    assert all("Part 0" in bundle["text/plain"] for bundle in texts), "text-only front ends"
+    assert all("Sources" not in bundle["text/plain"] for bundle in texts), "sources come last"
+
+
+@dataclass
+class FirstDrawAwaited:
+    """A real stream that, after its first event, waits until the view drew its text: so even a
+    short answer has an intermediate update, whatever the speed of the machine."""
+
+    stream: Any
+    display: Display
+
+    def __iter__(self) -> Iterator[Event]:
+        for index, event in enumerate(self.stream):
+            yield event
+            if index == 0:
+                with self.display.changed:
+                    assert self.display.changed.wait_for(self.drew_text, 60)
+
+    def drew_text(self) -> bool:
+        return any("word00000" in u.bundle["text/markdown"] for u in self.display.updates)
+
+    @property
+    def reply(self) -> Reply:
+        return self.stream.reply
+
+
+def test_one_ticker_thread_draws_whatever_the_answer_length(server: StandInServer) -> None:
+    for text in (WORDS[:200], WORDS * 4):
+        server.queue(scenarios.normal(text))
+        display = Display()
+        with Client(server.base_url, api_key=server.api_key, timeout=30) as client:
+            stream = client.stream_chat(server.slugs[0], "q", mode="chat")
+            view = NotebookView("research", display=display)
+            view.follow(FirstDrawAwaited(stream, display))
+            view.close(stream.reply)
+        *intermediate, final = display.updates
+        assert intermediate, "the ticker never drew"
+        assert {update.tickers for update in intermediate} == {1}
+        assert len({update.thread for update in intermediate}) == 1
+        assert final.thread == threading.get_ident() and final.tickers == 0  # joined
+        assert text in final.bundle["text/plain"]
+    assert not [t for t in threading.enumerate() if t.name == "allm-view-ticker"]
+
+
+def test_words_before_a_pause_are_drawn_without_a_new_event() -> None:
+    with StandInServer() as stalling:
+        stalling.queue(scenarios.stall("Before the pause "))
+        display = Display()
+        failure: list[BaseException] = []
+        with Client(stalling.base_url, api_key=stalling.api_key, timeout=60) as client:
+            stream = client.stream_chat(stalling.slugs[0], "q", mode="chat")
+            view = NotebookView("research", display=display)
+
+            def cell() -> None:
+                try:
+                    view.follow(stream)
+                except BaseException as error:  # the stall ends when the server stops
+                    failure.append(error)
+
+            reading = threading.Thread(target=cell)
+            reading.start()
+            with display.changed:
+                shown = display.changed.wait_for(
+                    lambda: any("pause" in u.bundle["text/markdown"] for u in display.updates),
+                    timeout=60,  # a guard against hanging, not a speed limit
+                )
+            stalling.stop()
+            reading.join()
+            view.close(stream.reply)
+    assert shown, "the partial answer was not drawn while the server paused"
+    assert failure and isinstance(failure[0], ConnectionLostError)
+
+
+def test_terminal_prints_the_answer_once_and_exactly(server: StandInServer) -> None:
+    events = read(server, scenarios.normal(WORDS))
+    clock = FakeClock()
+    out = io.StringIO()
+    view = TerminalView(stream=out, clock=clock, ticker=False)
+    stream = Replayed(events, clock, 0.001, view)
+    view.follow(stream)
+    view.close(stream.builder.finish())
+    printed = out.getvalue()
+    assert printed.startswith(WORDS) and printed.count("word04999") == 1
+    assert stream.snapshots <= len(events) * 0.001 / MIN_INTERVAL + 2
