@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from allm_jupyter.testing import scenarios
+from allm_jupyter.testing.data import INDEX_PAGE
 from allm_jupyter.testing.scenarios import (
     Drop,
     Respond,
@@ -275,7 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
                     except _JsError:
                         self._status(500)
                     return
-            self._status(404)
+            # Production servers hand every other path (and method) to the frontend's index.
+            self._send(200, INDEX_PAGE.encode(), "text/html; charset=utf-8")
         except _Gone:
             self.close_connection = True
             with contextlib.suppress(OSError):

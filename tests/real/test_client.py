@@ -124,9 +124,7 @@ def test_think_tags_become_the_reasoning(client: Client) -> None:
 # --- sessions, threads, history -----------------------------------------------------------------
 
 
-def test_sessions_are_isolated_and_reset_is_scoped(
-    client: Client, real_server: RealServer
-) -> None:
+def test_sessions_are_isolated_and_reset_is_scoped(client: Client, real_server: RealServer) -> None:
     alice, bob = unique("alice"), unique("bob")
     client.chat(SEEDED, "alice one", mode="chat", session_id=alice)
     client.chat(SEEDED, "bob one", mode="chat", session_id=bob)
@@ -286,11 +284,15 @@ def test_stopping_a_slow_answer_aborts_it_on_the_server(
     assert full.startswith(reply.text) and reply.text != full
 
     eventually(
-        lambda: real_server.server_log.read_text(errors="replace").count("[STREAM ABORTED]")
-        > log_before,
+        lambda: (
+            real_server.server_log.read_text(errors="replace").count("[STREAM ABORTED]")
+            > log_before
+        ),
         "the server logged the abort",
     )
-    saved = eventually(lambda: client.history(SEEDED, session_id=session), "the partial reply saved")
+    saved = eventually(
+        lambda: client.history(SEEDED, session_id=session), "the partial reply saved"
+    )
     assert isinstance(saved, list)
     assert saved[0].content == message
     assert full.startswith(saved[1].content) and saved[1].content != full
