@@ -240,9 +240,9 @@ def _probes() -> list[Probe]:
                 f"{route}-reset",
                 "POST",
                 f"{ws}/{route}",
-                _chat(None, reset=True, sessionId=_session("reset")),
+                _chat("", None, reset=True, sessionId=_session("reset")),
             ),
-            Probe(f"{route}-empty-message", "POST", f"{ws}/{route}", _chat("chat")),
+            Probe(f"{route}-empty-message", "POST", f"{ws}/{route}", _chat("", "chat")),
             Probe(f"{route}-invalid-mode", "POST", f"{ws}/{route}", _chat("Hi", "bogus")),
             Probe(
                 f"{route}-wrong-key", "POST", f"{ws}/{route}", _chat("Hi", "chat"), key="WRONG-KEY"
