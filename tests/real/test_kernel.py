@@ -41,7 +41,9 @@ def shown(kernel: KernelSession, expression: str) -> object:
 
 
 def test_the_answer_streams_into_one_output(kernel: KernelSession) -> None:
-    run = ok(kernel, f"%%allm workspace={SEEDED} mode=chat session={unique('kernel')}\n{FACT_QUESTION}")
+    run = ok(
+        kernel, f"%%allm workspace={SEEDED} mode=chat session={unique('kernel')}\n{FACT_QUESTION}"
+    )
     displays = run.of_type("display_data")
     updates = run.of_type("update_display_data")
     assert len(displays) == 1 and updates
