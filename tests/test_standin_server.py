@@ -847,6 +847,55 @@ def test_legacy_modes_reject_automatic_and_default_to_query() -> None:
         conn.close()
 
 
+def test_legacy_servers_speak_the_wire_of_v1_9_1() -> None:
+    """What tests/real/test_differential.py found v1.9.1 to send, where 1.16.0 sends more."""
+    with StandInServer(legacy_modes=True) as legacy:
+        conn = Connection(legacy)
+        row = conn.request("GET", "/api/v1/workspace/research").json["workspace"][0]
+        assert "router_id" not in row and "vectorSearchMode" in row
+        blocking = conn.request(
+            "POST", "/api/v1/workspace/research/chat", {"message": "Hi", "mode": "chat"}
+        ).json
+        assert list(blocking["metrics"]) == [
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "outputTps",
+            "duration",
+        ]
+        streamed = conn.request(
+            "POST", "/api/v1/workspace/research/stream-chat", {"message": "Hi", "mode": "chat"}
+        )
+        assert list(streamed.events[-1]["metrics"]) == [
+            "completion_tokens",
+            "prompt_tokens",
+            "total_tokens",
+            "outputTps",
+            "duration",
+        ]
+        history = conn.request("GET", "/api/v1/workspace/research/chats").json["history"]
+        assert "model" not in history[-1]["metrics"]
+        thread = "/api/v1/workspace/research/thread/nope"
+        unknown = conn.request("POST", thread + "/chat", {"message": "Hi", "mode": "chat"})
+        assert (unknown.status, unknown.json["error"]) == (
+            400,
+            "Workspace research or thread nope is not valid.",
+        )
+        crashed = conn.request(
+            "POST", "/api/v1/workspace/nope/thread/x/chat", {"message": "Hi", "mode": "chat"}
+        )
+        assert (crashed.status, crashed.json["error"]) == (
+            500,
+            "Cannot read properties of null (reading 'id')",
+        )
+        assert (conn.request("GET", thread + "/chats").status, crashed.json["type"]) == (
+            400,
+            "abort",
+        )
+        assert conn.request("GET", "/api/v1/workspace/nope/thread/x/chats").status == 500
+        conn.close()
+
+
 def test_uploaded_documents_are_retrieved(server: StandInServer, conn: Connection) -> None:
     text = "Zebras are striped horses.\n\nQuokkas smile a lot."
     document = upload(conn, "notes on animals.txt", text.encode(), addToWorkspaces="scratchpad")

@@ -28,7 +28,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.parser import BytesParser
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -452,7 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(step, SendRaw):
             self._write_chunk(step.data)
             return
-        data = sse_bytes(fill(step.event, record.turn_id, record.chat_id))
+        data = sse_bytes(self._dated(fill(step.event, record.turn_id, record.chat_id)))
         if isinstance(step, Send):
             self._write_chunk(data)
             return
@@ -467,9 +467,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(
                 step.status,
-                encode_json(fill(step.body, record.turn_id, record.chat_id)),
+                encode_json(self._dated(fill(step.body, record.turn_id, record.chat_id))),
                 step.content_type,
             )
+
+    def _dated(self, value: Any) -> Any:
+        """An event or body in the wire format of the release the stand-in plays."""
+        return _legacy_metrics(value) if self.server.standin.legacy_modes else value
 
     # --- routes -------------------------------------------------------------------------------
 
@@ -547,6 +551,9 @@ class _Handler(BaseHTTPRequestHandler):
         workspace = store.workspace(slug)
         found = store.thread(workspace, thread) if workspace else None
         if workspace is None or found is None:
+            if self.server.standin.legacy_modes:  # before v1.14.1: workspace.id throws first
+                self._status(500 if workspace is None else 400)
+                return
             self._json(
                 404, {"message": "Workspace not found" if workspace is None else "Thread not found"}
             )
@@ -621,13 +628,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._abort(400, f"Workspace {slug} is not a valid workspace.")
                 return None
             return workspace, None
-        if workspace is None and stream:
+        old_routes = self.server.standin.legacy_modes  # the thread routes before v1.14.1
+        if workspace is None and (stream or old_routes):
             # The real handler reads ``workspace.id`` before checking the workspace.
             self._crash("Cannot read properties of null (reading 'id')", stream)
             return None
         found = store.thread(workspace, thread) if workspace else None
         if workspace is None or found is None:
-            if stream:
+            if stream or old_routes:
                 self._abort(400, f"Workspace {slug} or thread {thread} is not valid.")
             else:
                 missing = f"Workspace {slug}" if workspace is None else f"Thread {thread}"
@@ -673,11 +681,27 @@ class _Handler(BaseHTTPRequestHandler):
         attachments = _image_attachments(body.get("attachments"))
 
         def save(step: Save) -> int:
+            if standin.legacy_modes:
+                step = replace(step, metrics=_legacy_metrics({"metrics": step.metrics})["metrics"])
             return store.save_chat(
                 workspace, found, session, prompt, _js_string(mode), attachments, step
             )
 
         self._play(scenario, stream=stream, request=request, save=save)
+
+
+_NEWER_METRICS = ("model", "provider", "timestamp")
+
+
+def _legacy_metrics(value: Any) -> Any:
+    """An event or body as v1.9.1 sends it: its ``metrics`` without model, provider and
+    timestamp, and ``duration`` last (the blocking route put it before ``outputTps`` later)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("metrics"), Mapping):
+        return value
+    metrics = {k: v for k, v in value["metrics"].items() if k not in _NEWER_METRICS}
+    if "duration" in metrics:
+        metrics["duration"] = metrics.pop("duration")
+    return {**value, "metrics": metrics}
 
 
 def _abort_body(error: str) -> dict[str, Any]:
@@ -830,8 +854,10 @@ class StandInServer:
 
     ``port=0`` picks a free port; after the first start the port stays fixed, so ``stop()`` then
     ``start()`` (or a new server on ``server.port``) brings "the same" server back.
-    ``legacy_modes=True`` behaves like a server older than 1.12: ``automatic`` is rejected and
-    an omitted ``mode`` means ``query``. ``seed=False`` starts without any workspace, like a
+    ``legacy_modes=True`` behaves like a server older than 1.12, as v1.9.1 does: ``automatic`` is
+    rejected and an omitted ``mode`` means ``query``; metrics have no model, provider or
+    timestamp; workspace rows have no ``router_id``; the thread routes answer an unknown
+    workspace or thread as before v1.14.1. ``seed=False`` starts without any workspace, like a
     fresh install.
     """
 
@@ -851,7 +877,7 @@ class StandInServer:
         self.modes: tuple[str, ...] = (
             ("chat", "query") if legacy_modes else ("automatic", "chat", "query")
         )
-        self.store = Store(seed=seed)
+        self.store = Store(seed=seed, router_id=not legacy_modes)
         self._lock = threading.Lock()
         self._queued: deque[Scenario] = deque()
         self._requests: list[RecordedRequest] = []

@@ -29,7 +29,6 @@ from allm_jupyter.testing.scenarios import Scenario
 
 from .servers import FACT_QUESTION, UNRELATED_QUESTION, RealServer, unique
 
-pytestmark = pytest.mark.since(1, 16)
 
 FACT_SHEET = (
     "The Wire Test facility is located on Loopback Lane. Its mascot is a blue heron named Packet. "
@@ -417,7 +416,8 @@ def prepare(target: Target) -> None:
 @pytest.fixture(scope="module")
 def targets(real_server: RealServer) -> Iterator[tuple[Target, Target]]:
     names = {"doc": unique("Diff Doc"), "nodoc": unique("Diff Empty"), "missing": unique("nope")}
-    with StandInServer(seed=False) as standin:
+    legacy = not real_server.at_least((1, 12))
+    with StandInServer(seed=False, legacy_modes=legacy) as standin:
         pair = (
             Target("stand-in", standin.base_url, standin.api_key, dict(names), standin.queue),
             Target(f"real {real_server.name}", real_server.base_url, real_server.api_key,
