@@ -10,12 +10,29 @@ needs no kit trigger words and no seeded workspace.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from allm_jupyter import Client
 
 from .servers import RealServer, kit_servers, user_server, why_no_kit
+
+HERE = Path(__file__).resolve().parent
+NO_SERVER = None if kit_servers() or user_server() is not None else why_no_kit()
+"""Why this directory is skipped as a whole (with one line in the summary), if it is."""
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    if NO_SERVER and collection_path.name.startswith("test_"):
+        return True
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if NO_SERVER:
+        where = HERE.relative_to(terminalreporter.config.rootpath)
+        terminalreporter.write_line(f"SKIPPED {where}/: {NO_SERVER}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,7 +71,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ids = [s.name for s in servers]
         metafunc.parametrize("real_server", servers, ids=ids, scope="module")
     else:
-        skipped = pytest.param(None, marks=pytest.mark.skip(reason=why_no_kit()))
+        reason = "no running real server is one this test applies to" + (
+            "" if kit_servers() else f" ({why_no_kit()})"
+        )
+        skipped = pytest.param(None, marks=pytest.mark.skip(reason=reason))
         metafunc.parametrize("real_server", [skipped], ids=["none"], scope="module")
 
 

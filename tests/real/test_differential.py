@@ -29,7 +29,6 @@ from allm_jupyter.testing.scenarios import Scenario
 
 from .servers import FACT_QUESTION, UNRELATED_QUESTION, RealServer, unique
 
-
 FACT_SHEET = (
     "The Wire Test facility is located on Loopback Lane. Its mascot is a blue heron named Packet. "
     "Opening hours are nine to five on weekdays. The cafeteria serves soup every Tuesday.\n"
