@@ -71,8 +71,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ids = [s.name for s in servers]
         metafunc.parametrize("real_server", servers, ids=ids, scope="module")
     else:
-        reason = "no running real server is one this test applies to" + (
-            "" if kit_servers() else f" ({why_no_kit()})"
+        reason = (
+            "no running real server of the releases this test is for"
+            if kit_servers()
+            else f"needs the kit's servers, not the user's own ({why_no_kit()})"
         )
         skipped = pytest.param(None, marks=pytest.mark.skip(reason=reason))
         metafunc.parametrize("real_server", [skipped], ids=["none"], scope="module")
