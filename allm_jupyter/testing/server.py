@@ -919,7 +919,7 @@ class StandInServer:
         env = {
             name: value
             for name, value in (os.environ if base is None else base).items()
-            if not name.startswith("ANYTHING_LLM_")
+            if not name.startswith(("ANYTHING_LLM_", "ALLM_KIT_"))  # nor the real servers'
         }
         env.update(
             ANYTHING_LLM_BASE_URL=self.base_url,

@@ -227,21 +227,41 @@ def test_an_unknown_thread_is_named(client: Client) -> None:
         client.chat(SEEDED, "Hello", mode="chat", thread=missing)
 
 
-def test_the_history_of_an_unknown_thread_is_named(
-    client: Client, real_server: RealServer, request: pytest.FixtureRequest
-) -> None:
-    if not real_server.at_least((1, 12)):
+def test_a_thread_of_an_unknown_workspace_names_the_workspace(client: Client) -> None:
+    with pytest.raises(WorkspaceNotFoundError):
+        client.chat(unique("no-such-workspace"), "Hello", mode="chat", thread="any")
+
+
+def _old_thread_history_errors(real_server: RealServer, request: pytest.FixtureRequest) -> None:
+    """Before v1.14.1 the thread history route answers a bare status for what it cannot find
+    (the client reads only 1.14.1's 404 JSON)."""
+    if not real_server.at_least((1, 14, 1)):
         request.applymarker(
             pytest.mark.xfail(
-                reason="client bug: v1.9.1 answers a bare 400 text/plain 'Bad Request' for an "
-                "unknown thread's history (1.16.0: 404 JSON 'Thread not found'), and the client "
-                "raises a ServerError instead of checking the thread",
+                reason="client bug: v1.9.1's thread history answers a bare 400 'Bad Request' "
+                "(unknown thread) or 500 'Internal Server Error' (unknown workspace) as "
+                "text/plain, and the client raises a generic ServerError instead of checking "
+                "the workspace and the thread",
                 raises=ServerError,
                 strict=True,
             )
         )
+
+
+def test_the_history_of_an_unknown_thread_is_named(
+    client: Client, real_server: RealServer, request: pytest.FixtureRequest
+) -> None:
+    _old_thread_history_errors(real_server, request)
     with pytest.raises(ThreadNotFoundError):
         client.history(SEEDED, thread=unique("no-such-thread"))
+
+
+def test_the_thread_history_of_an_unknown_workspace_is_named(
+    client: Client, real_server: RealServer, request: pytest.FixtureRequest
+) -> None:
+    _old_thread_history_errors(real_server, request)
+    with pytest.raises(WorkspaceNotFoundError):
+        client.history(unique("no-such-workspace"), thread="any")
 
 
 def test_an_invalid_mode_is_the_servers_sentence(client: Client) -> None:

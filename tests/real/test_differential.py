@@ -140,6 +140,12 @@ def _probes() -> list[Probe]:
         Probe("update-embeddings-none", "POST", ws + "/update-embeddings", body={"adds": []}),
         Probe("thread-history", "GET", thread + "/chats"),
         Probe("thread-history-unknown", "GET", ws + "/thread/{missing}/chats"),
+        Probe(
+            "thread-history-unknown-workspace",
+            "GET",
+            "/api/v1/workspace/{missing}/thread/{thread}/chats",
+        ),
+        Probe("workspace-history", "GET", ws + "/chats"),
         Probe("workspace-history-unknown", "GET", "/api/v1/workspace/{missing}/chats"),
         Probe("workspace-new", "POST", "/api/v1/workspace/new", {"name": unique("Diff New")}),
         Probe("workspace-new-no-name", "POST", "/api/v1/workspace/new", {}),
