@@ -452,7 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(step, SendRaw):
             self._write_chunk(step.data)
             return
-        data = sse_bytes(self._dated(fill(step.event, record.turn_id, record.chat_id)))
+        data = sse_bytes(self._as_released(fill(step.event, record.turn_id, record.chat_id)))
         if isinstance(step, Send):
             self._write_chunk(data)
             return
@@ -467,11 +467,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(
                 step.status,
-                encode_json(self._dated(fill(step.body, record.turn_id, record.chat_id))),
+                encode_json(self._as_released(fill(step.body, record.turn_id, record.chat_id))),
                 step.content_type,
             )
 
-    def _dated(self, value: Any) -> Any:
+    def _as_released(self, value: Any) -> Any:
         """An event or body in the wire format of the release the stand-in plays."""
         return _legacy_metrics(value) if self.server.standin.legacy_modes else value
 

@@ -235,6 +235,7 @@ class Store:
     def _row(
         self, row_id: int, name: str, slug: str, created: str, **fields: Any
     ) -> dict[str, Any]:
+        """A ``workspaces`` row as the release played has it (v1.9.1's lack ``router_id``)."""
         row = _workspace_row(row_id, name, slug, created, **fields)
         if not self._router_id:
             del row["router_id"]
