@@ -31,8 +31,10 @@ SEEDED = "wire-test"
 SEEDED_EMPTY = "empty"
 FACT_QUESTION = "Where is the Wire Test facility?"
 """Shares words with the fact sheet: query mode cites it."""
-UNRELATED_QUESTION = "What is the capital of France?"
-"""Shares no word with it: query mode refuses."""
+UNRELATED_QUESTION = "Which river flows through Paris?"
+"""Shares no word with it: query mode refuses. The fake embedder hashes words into 4096 slots, and
+a document uploaded during the tests has its upload time in its chunk header: none of these
+words shares a slot with a time or date token (the kit's "capital" does with "44")."""
 
 
 @dataclass(frozen=True)
