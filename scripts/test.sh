@@ -21,13 +21,25 @@ fi
 .venv/bin/ruff check allm_jupyter tests benchmarks scripts
 .venv/bin/ruff format --check allm_jupyter tests benchmarks scripts
 .venv/bin/mypy
-# Every stand-in server's key looks like standin-<16 hex>: none may reach the test output.
+
+# The real AnythingLLM for tests/real, when the kit is beside the clone and this machine can run
+# it (root, ip netns): built once into a cache outside the clone, reset, started; always stopped.
+kit_env=$(mktemp)
+trap 'bash scripts/realserver.sh stop "$kit_env"; rm -f "$kit_env"' EXIT
+bash scripts/realserver.sh start "$kit_env"
+set -a
+# shellcheck disable=SC1090
+. "$kit_env"
+set +a
+
+# Every stand-in server's key looks like standin-<16 hex>: none may reach the test output, and
+# neither may the real server's.
 log=$(mktemp)
 set +e
 .venv/bin/python -m pytest "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-if grep -Eq 'standin-[0-9a-f]{16}' "$log"; then
+if grep -Eq 'standin-[0-9a-f]{16}' "$log" || { [ -n "${ALLM_KIT_API_KEY:-}" ] && grep -qF -- "$ALLM_KIT_API_KEY" "$log"; }; then
   echo "FAILED: an API key appeared in the test output (see $log)." >&2
   exit 1
 fi

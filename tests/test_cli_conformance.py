@@ -1,4 +1,5 @@
-"""AnythingLLM's own CLI (``any``, npm ``@mintplex-labs/anything-llm-cli``) against the stand-in.
+"""AnythingLLM's own CLI (``any``, npm ``@mintplex-labs/anything-llm-cli``) against the stand-in,
+and its prompts against the real servers of tests/real too.
 
 If the official client reads our streams correctly, the stand-in speaks the real protocol. The
 CLI pings ``/api/ping`` and ``/api/v1/auth`` on every start, then posts
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from real.servers import SEEDED, RealServer, kit_servers, unique
 
-from allm_jupyter.testing import StandInServer, answer_for, expected_reply, scenarios
+from allm_jupyter.testing import StandInServer, answer_for, scenarios
+from allm_jupyter.testing.data import fake_reply
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = "npm install --prefix .ci @mintplex-labs/anything-llm-cli@0.0.13"
@@ -45,7 +49,41 @@ def cli() -> str:
     return _official_cli()
 
 
-def run(cli: str, server: StandInServer, *args: str) -> str:
+@dataclass(frozen=True)
+class Target:
+    """The server a prompt test talks to: the stand-in (its requests are checked too) or a real
+    one (the kit's fake LLM answers every chat-mode prompt with ``fake_reply``)."""
+
+    server: StandInServer | RealServer
+    workspace: str
+    thread: str
+    agent_workspace: str
+    """A workspace whose own chatMode is ``automatic`` (the CLI asks in ``chat`` mode anyway)."""
+
+    @property
+    def standin(self) -> StandInServer | None:
+        return self.server if isinstance(self.server, StandInServer) else None
+
+    def reply(self, workspace: str, message: str) -> str:
+        if self.standin is None:
+            return fake_reply(message)
+        return self.standin.expected_reply(workspace, message, mode="chat")
+
+
+REAL = [pytest.param(server, id=server.name) for server in kit_servers()]
+
+
+@pytest.fixture(params=[pytest.param(None, id="stand-in"), *REAL])
+def target(request: pytest.FixtureRequest, allm_server: StandInServer) -> Target:
+    real: RealServer | None = request.param
+    if real is None:
+        return Target(allm_server, "research", "onboarding-questions", "assistant")
+    with real.client() as client:
+        thread = client.new_thread(SEEDED, unique("cli")).slug
+    return Target(real, SEEDED, thread, SEEDED)
+
+
+def run(cli: str, server: StandInServer | RealServer, *args: str) -> str:
     """Run ``any`` against the server; returns stdout after checking that the key never shows."""
     env = {k: v for k, v in server.environ().items() if not k.startswith("ANYTHINGLLM_")}
     del env["ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG"]  # the tests name the workspace with -w
@@ -68,32 +106,30 @@ def last_chat(server: StandInServer) -> tuple[str, object]:
     return request.path, request.json
 
 
-@pytest.mark.parametrize(
-    ("args", "path"),
-    [
-        (["-w", "research"], "/api/v1/workspace/research/stream-chat"),
-        (
-            ["-w", "research", "-t", "onboarding-questions"],
-            "/api/v1/workspace/research/thread/onboarding-questions/stream-chat",
-        ),
-    ],
-    ids=["workspace", "thread"],
-)
-def test_streamed_prompt(cli: str, allm_server: StandInServer, args: list[str], path: str) -> None:
-    message = "Where is the Research facility?"
-    stdout = run(cli, allm_server, "prompt", message, *args)
-    assert stdout == f"\n{expected_reply('research', message)}\n"
-    assert last_chat(allm_server) == (path, {"message": message, "mode": "chat"})
-    assert [r.path for r in allm_server.requests[:2]] == ["/api/ping", "/api/v1/auth"]
+@pytest.mark.parametrize("route", ["workspace", "thread"])
+def test_streamed_prompt(cli: str, target: Target, route: str) -> None:
+    message = f"Where is the {target.workspace} facility?"
+    args = ["-w", target.workspace] + (["-t", target.thread] if route == "thread" else [])
+    stdout = run(cli, target.server, "prompt", message, *args)
+    assert stdout == f"\n{target.reply(target.workspace, message)}\n"
+    if target.standin is not None:
+        path = f"/api/v1/workspace/{target.workspace}"
+        path += f"/thread/{target.thread}" if route == "thread" else ""
+        assert last_chat(target.standin) == (
+            f"{path}/stream-chat",
+            {"message": message, "mode": "chat"},
+        )
+        assert [r.path for r in target.standin.requests[:2]] == ["/api/ping", "/api/v1/auth"]
 
 
-def test_blocking_prompt(cli: str, allm_server: StandInServer) -> None:
-    stdout = run(cli, allm_server, "prompt", "Hello there", "-w", "assistant", "-S")
-    assert stdout == f"{expected_reply('assistant', 'Hello there', mode='chat')}\n"
-    assert last_chat(allm_server) == (
-        "/api/v1/workspace/assistant/chat",
-        {"message": "Hello there", "mode": "chat"},
-    )
+def test_blocking_prompt(cli: str, target: Target) -> None:
+    stdout = run(cli, target.server, "prompt", "Hello there", "-w", target.agent_workspace, "-S")
+    assert stdout == f"{target.reply(target.agent_workspace, 'Hello there')}\n"
+    if target.standin is not None:
+        assert last_chat(target.standin) == (
+            f"/api/v1/workspace/{target.agent_workspace}/chat",
+            {"message": "Hello there", "mode": "chat"},
+        )
 
 
 def test_new_thread_and_default_workspace(cli: str, allm_server: StandInServer) -> None:

@@ -27,6 +27,7 @@ from allm_jupyter.testing import (
     expected_reply,
     scenarios,
 )
+from allm_jupyter.testing.data import INDEX_PAGE
 from allm_jupyter.testing.scenarios import js_json
 from allm_jupyter.testing.server import MODEL_SPEED, express_etag
 
@@ -652,8 +653,6 @@ def test_thread_stream_on_unknown_workspace_is_the_real_quirk(conn: Connection) 
         ("POST", "/api/v1/workspace/nope/update-embeddings", {"adds": []}, 400, "Bad Request"),
         ("POST", "/api/v1/workspace/nope/thread/new", {}, 400, "Bad Request"),
         ("GET", "/api/v1/workspace/research/chats?limit=abc", None, 500, "Internal Server Error"),
-        ("GET", "/api/v1/nothing-here", None, 404, "Not Found"),
-        ("DELETE", "/api/v1/auth", None, 404, "Not Found"),
     ],
 )
 def test_plain_text_errors(
@@ -665,6 +664,20 @@ def test_plain_text_errors(
         "text/plain; charset=utf-8",
         text.encode(),
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/v1/nothing-here"), ("POST", "/api/v1/nothing-here"), ("DELETE", "/api/v1/auth")],
+)
+def test_unknown_paths_get_the_frontends_index_page(
+    conn: Connection, method: str, path: str
+) -> None:
+    """A production server has no 404: the frontend's index page answers every other path."""
+    response = conn.request(method, path, {} if method == "POST" else None)
+    assert (response.status, response.header("Content-Type")) == (200, "text/html; charset=utf-8")
+    assert response.body == INDEX_PAGE.encode()
+    assert response.header("ETag") == express_etag(response.body)
 
 
 def test_authorization_is_checked_like_the_real_server(conn: Connection) -> None:
@@ -834,6 +847,55 @@ def test_legacy_modes_reject_automatic_and_default_to_query() -> None:
         conn.close()
 
 
+def test_legacy_servers_speak_the_wire_of_v1_9_1() -> None:
+    """What tests/real/test_differential.py found v1.9.1 to send, where 1.16.0 sends more."""
+    with StandInServer(legacy_modes=True) as legacy:
+        conn = Connection(legacy)
+        row = conn.request("GET", "/api/v1/workspace/research").json["workspace"][0]
+        assert "router_id" not in row and "vectorSearchMode" in row
+        blocking = conn.request(
+            "POST", "/api/v1/workspace/research/chat", {"message": "Hi", "mode": "chat"}
+        ).json
+        assert list(blocking["metrics"]) == [
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "outputTps",
+            "duration",
+        ]
+        streamed = conn.request(
+            "POST", "/api/v1/workspace/research/stream-chat", {"message": "Hi", "mode": "chat"}
+        )
+        assert list(streamed.events[-1]["metrics"]) == [
+            "completion_tokens",
+            "prompt_tokens",
+            "total_tokens",
+            "outputTps",
+            "duration",
+        ]
+        history = conn.request("GET", "/api/v1/workspace/research/chats").json["history"]
+        assert "model" not in history[-1]["metrics"]
+        thread = "/api/v1/workspace/research/thread/nope"
+        unknown = conn.request("POST", thread + "/chat", {"message": "Hi", "mode": "chat"})
+        assert (unknown.status, unknown.json["error"]) == (
+            400,
+            "Workspace research or thread nope is not valid.",
+        )
+        crashed = conn.request(
+            "POST", "/api/v1/workspace/nope/thread/x/chat", {"message": "Hi", "mode": "chat"}
+        )
+        assert (crashed.status, crashed.json["error"]) == (
+            500,
+            "Cannot read properties of null (reading 'id')",
+        )
+        assert (conn.request("GET", thread + "/chats").status, crashed.json["type"]) == (
+            400,
+            "abort",
+        )
+        assert conn.request("GET", "/api/v1/workspace/nope/thread/x/chats").status == 500
+        conn.close()
+
+
 def test_uploaded_documents_are_retrieved(server: StandInServer, conn: Connection) -> None:
     text = "Zebras are striped horses.\n\nQuokkas smile a lot."
     document = upload(conn, "notes on animals.txt", text.encode(), addToWorkspaces="scratchpad")
@@ -879,7 +941,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(server: StandInServer
     conn = Connection(server)
     assert conn.request("GET", "/api/v1/auth").status == 200
     assert conn.request("POST", "/api/v1/workspace/research/stream-chat", {"message": "a"}).complete
-    assert conn.request("GET", "/api/v1/nope").status == 404
+    assert conn.request("GET", "/api/v1/nope").status == 200  # the frontend's index page
     assert conn.request("POST", "/api/v1/workspace/research/chat", {"message": "b"}).status == 200
     assert conn.request("GET", "/api/v1/workspaces").status == 200
     conn.close()

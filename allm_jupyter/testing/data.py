@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_PROMPT",
+    "INDEX_PAGE",
     "SEED_CREATED_AT",
     "SEED_DOCUMENTS",
     "SEED_PUBLISHED",
@@ -108,6 +109,45 @@ SEED_WORKSPACES: tuple[SeedWorkspace, ...] = (
     SeedWorkspace(name="Scratchpad", slug="scratchpad", chat_mode="query"),
     SeedWorkspace(name="Assistant", slug="assistant", chat_mode="automatic"),
 )
+
+INDEX_PAGE = (
+    "\n"
+    "       <!DOCTYPE html>\n"
+    '        <html lang="en">\n'
+    "          <head>\n"
+    '            <meta charset="UTF-8" />\n'
+    '            <meta name="viewport" content="width=device-width, initial-scale=1.0" />\n'
+    '            <link type="image/svg+xml" href="/favicon.png" >\n'
+    "<title >AnythingLLM | Your personal LLM trained on anything</title>\n"
+    '<meta name="title" content="AnythingLLM | Your personal LLM trained on anything" >\n'
+    '<meta description="title" content="AnythingLLM | Your personal LLM trained on anything" >\n'
+    '<meta property="og:type" content="website" >\n'
+    '<meta property="og:url" content="https://anythingllm.com" >\n'
+    '<meta property="og:title" content="AnythingLLM | Your personal LLM trained on anything" >\n'
+    '<meta property="og:description" content="AnythingLLM | Your personal LLM trained on anything" >\n'
+    '<meta property="og:image" content="https://raw.githubusercontent.com/Mintplex-Labs/anything-llm/master/images/promo.png" >\n'
+    '<meta property="twitter:card" content="summary_large_image" >\n'
+    '<meta property="twitter:url" content="https://anythingllm.com" >\n'
+    '<meta property="twitter:title" content="AnythingLLM | Your personal LLM trained on anything" >\n'
+    '<meta property="twitter:description" content="AnythingLLM | Your personal LLM trained on anything" >\n'
+    '<meta property="twitter:image" content="https://raw.githubusercontent.com/Mintplex-Labs/anything-llm/master/images/promo.png" >\n'
+    '<link rel="icon" href="/favicon.png" >\n'
+    '<link rel="apple-touch-icon" href="/favicon.png" >\n'
+    '<meta name="mobile-web-app-capable" content="yes" >\n'
+    '<meta name="apple-mobile-web-app-capable" content="yes" >\n'
+    '<meta name="apple-mobile-web-app-status-bar-style" content="black-translucent" >\n'
+    '<link rel="manifest" href="/manifest.json" >\n'
+    '            <script type="module" crossorigin src="/index.js"></script>\n'
+    '            <link rel="stylesheet" href="/index.css">\n'
+    "          </head>\n"
+    "          <body>\n"
+    '            <div id="root" class="h-screen"></div>\n'
+    "          </body>\n"
+    "        </html>"
+)
+"""What a production AnythingLLM answers, with 200, for every path no route takes (any method):
+the frontend's index page from ``MetaGenerator`` with the default meta tags (1.16.0 and v1.9.1
+alike). There is no 404 for an unknown path."""
 
 # fmt: off
 _STOPWORDS = frozenset({

@@ -30,7 +30,7 @@ import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.parser import BytesParser
 from email.utils import formatdate
 from html.parser import HTMLParser
@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from allm_jupyter.testing import scenarios
+from allm_jupyter.testing.data import INDEX_PAGE
 from allm_jupyter.testing.scenarios import (
     Drop,
     Respond,
@@ -315,7 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
                     except _JsError:
                         self._status(500)
                     return
-            self._status(404)
+            # Production servers hand every other path (and method) to the frontend's index.
+            self._send(200, INDEX_PAGE.encode(), "text/html; charset=utf-8")
         except _Gone:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -490,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(step, SendRaw):
             self._write_chunk(step.data)
             return
-        data = sse_bytes(fill(step.event, record.turn_id, record.chat_id))
+        data = sse_bytes(self._as_released(fill(step.event, record.turn_id, record.chat_id)))
         if isinstance(step, Send):
             self._write_chunk(data)
             return
@@ -505,9 +507,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(
                 step.status,
-                encode_json(fill(step.body, record.turn_id, record.chat_id)),
+                encode_json(self._as_released(fill(step.body, record.turn_id, record.chat_id))),
                 step.content_type,
             )
+
+    def _as_released(self, value: Any) -> Any:
+        """An event or body in the wire format of the release the stand-in plays."""
+        return _legacy_metrics(value) if self.server.standin.legacy_modes else value
 
     # --- routes -------------------------------------------------------------------------------
 
@@ -588,6 +594,9 @@ class _Handler(BaseHTTPRequestHandler):
         workspace = store.workspace(slug)
         found = store.thread(workspace, thread) if workspace else None
         if workspace is None or found is None:
+            if self.server.standin.legacy_modes:  # before v1.14.1: workspace.id throws first
+                self._status(500 if workspace is None else 400)
+                return
             self._json(
                 404, {"message": "Workspace not found" if workspace is None else "Thread not found"}
             )
@@ -745,13 +754,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._abort(400, f"Workspace {slug} is not a valid workspace.")
                 return None
             return workspace, None
-        if workspace is None and stream:
+        old_routes = self.server.standin.legacy_modes  # the thread routes before v1.14.1
+        if workspace is None and (stream or old_routes):
             # The real handler reads ``workspace.id`` before checking the workspace.
             self._crash("Cannot read properties of null (reading 'id')", stream)
             return None
         found = store.thread(workspace, thread) if workspace else None
         if workspace is None or found is None:
-            if stream:
+            if stream or old_routes:
                 self._abort(400, f"Workspace {slug} or thread {thread} is not valid.")
             else:
                 missing = f"Workspace {slug}" if workspace is None else f"Thread {thread}"
@@ -799,11 +809,27 @@ class _Handler(BaseHTTPRequestHandler):
         attachments = _image_attachments(body.get("attachments"))
 
         def save(step: Save) -> int:
+            if standin.legacy_modes:
+                step = replace(step, metrics=_legacy_metrics({"metrics": step.metrics})["metrics"])
             return store.save_chat(
                 workspace, found, session, prompt, _js_string(mode), attachments, step
             )
 
         self._play(scenario, stream=stream, request=request, save=save)
+
+
+_NEWER_METRICS = ("model", "provider", "timestamp")
+
+
+def _legacy_metrics(value: Any) -> Any:
+    """An event or body as v1.9.1 sends it: its ``metrics`` without model, provider and
+    timestamp, and ``duration`` last (the blocking route put it before ``outputTps`` later)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("metrics"), Mapping):
+        return value
+    metrics = {k: v for k, v in value["metrics"].items() if k not in _NEWER_METRICS}
+    if "duration" in metrics:
+        metrics["duration"] = metrics.pop("duration")
+    return {**value, "metrics": metrics}
 
 
 def _abort_body(error: str) -> dict[str, Any]:
@@ -1041,8 +1067,10 @@ class StandInServer:
 
     ``port=0`` picks a free port; after the first start the port stays fixed, so ``stop()`` then
     ``start()`` (or a new server on ``server.port``) brings "the same" server back.
-    ``legacy_modes=True`` behaves like a server older than 1.12: ``automatic`` is rejected and
-    an omitted ``mode`` means ``query``. ``seed=False`` starts without any workspace, like a
+    ``legacy_modes=True`` behaves like a server older than 1.12, as v1.9.1 does: ``automatic`` is
+    rejected and an omitted ``mode`` means ``query``; metrics have no model, provider or
+    timestamp; workspace rows have no ``router_id``; the thread routes answer an unknown
+    workspace or thread as before v1.14.1. ``seed=False`` starts without any workspace, like a
     fresh install. ``speed`` is the words per second the default answers stream at (queued
     scenarios keep their own timing); ``speed=0`` answers at once, as tests want.
     """
@@ -1065,7 +1093,7 @@ class StandInServer:
         self.modes: tuple[str, ...] = (
             ("chat", "query") if legacy_modes else ("automatic", "chat", "query")
         )
-        self.store = Store(seed=seed)
+        self.store = Store(seed=seed, router_id=not legacy_modes)
         self._lock = threading.Lock()
         self._queued: deque[Scenario] = deque()
         self._requests: list[RecordedRequest] = []
@@ -1107,7 +1135,7 @@ class StandInServer:
         env = {
             name: value
             for name, value in (os.environ if base is None else base).items()
-            if not name.startswith("ANYTHING_LLM_")
+            if not name.startswith(("ANYTHING_LLM_", "ALLM_KIT_"))  # nor the real servers'
         }
         env.update(
             ANYTHING_LLM_BASE_URL=self.base_url,

@@ -227,14 +227,25 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
 class Store:
     """All state of one server instance; every method is thread-safe."""
 
-    def __init__(self, *, seed: bool = True) -> None:
+    def __init__(self, *, seed: bool = True, router_id: bool = True) -> None:
         self._lock = threading.RLock()
+        self._router_id = router_id
+        """Workspace rows have ``router_id`` (releases after v1.9.1)."""
         self.workspaces: list[Workspace] = []
         self.library: dict[str, LibraryDocument] = {}
         self.chats: list[SavedChat] = []
         self._ids: dict[str, int] = {}
         if seed:
             self._seed()
+
+    def _row(
+        self, row_id: int, name: str, slug: str, created: str, **fields: Any
+    ) -> dict[str, Any]:
+        """A ``workspaces`` row as the release played has it (v1.9.1's lack ``router_id``)."""
+        row = _workspace_row(row_id, name, slug, created, **fields)
+        if not self._router_id:
+            del row["router_id"]
+        return row
 
     def _next_id(self, table: str) -> int:
         self._ids[table] = self._ids.get(table, 0) + 1
@@ -256,7 +267,7 @@ class Store:
             )
         for spec in SEED_WORKSPACES:
             workspace = Workspace(
-                _workspace_row(
+                self._row(
                     self._next_id("workspaces"),
                     spec.name,
                     spec.slug,
@@ -295,7 +306,7 @@ class Store:
                 validated["openAiPrompt"] = DEFAULT_PROMPT
             created = scenarios.iso_timestamp()
             row_id = self._next_id("workspaces")
-            row = _workspace_row(row_id, name[:255], slug, created, **validated)
+            row = self._row(row_id, name[:255], slug, created, **validated)
             workspace = Workspace(row)
             self.workspaces.append(workspace)
             return workspace
