@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pages import serving_page
 
 from allm_jupyter.testing import StandInServer
 
@@ -147,12 +148,13 @@ def test_upload_link_to_nothing_has_no_content(http: httpx.Client) -> None:
     }
 
 
-def test_an_error_page_is_still_a_page(http: httpx.Client, allm_server) -> None:
-    link = f"{allm_server.base_url}/no-such-page"
-    response = http.post("/document/upload-link", json={"link": link})
+def test_an_error_page_is_still_a_page(http: httpx.Client) -> None:
+    with serving_page(b"<p>the page</p>", "/page.html") as url:
+        link = url.replace("/page.html", "/no-such-page")
+        response = http.post("/document/upload-link", json={"link": link})
     assert response.status_code == 200
     [document] = response.json()["documents"]
-    assert document["pageContent"] == "Not Found"
+    assert document["pageContent"] == "not found"
     assert document["title"] == "127.0.0.1_no-such-page.html"
     assert document["chunkSource"] == f"link://{link}"
 
