@@ -42,6 +42,11 @@ class Source:
             raw=data,
         )
 
+    @classmethod
+    def all_from_wire(cls, rows: object) -> tuple[Source, ...]:
+        """The sources of a ``sources`` list, which the server may also send as ``null``."""
+        return tuple(cls.from_wire(row) for row in objects(rows))
+
     @property
     def snippet(self) -> str:
         """The chunk text without the ``<document_metadata>`` header the server prepends."""
@@ -200,7 +205,7 @@ class HistoryMessage:
             sent_at=integer(row.get("sentAt")),
             chat_id=integer(row.get("chatId")),
             mode=text(row.get("type")),
-            sources=tuple(Source.from_wire(s) for s in objects(row.get("sources"))),
+            sources=Source.all_from_wire(row.get("sources")),
             metrics=Metrics.from_wire(mapping(row.get("metrics"))),
         )
 

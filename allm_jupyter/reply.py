@@ -12,7 +12,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import objects
 from .events import (
     Abort,
     AgentThought,
@@ -177,7 +176,7 @@ class ReplyBuilder:
         self, sources: list[dict[str, Any]], metrics: dict[str, Any], error: str | None
     ) -> None:
         if sources:
-            self._sources = tuple(Source.from_wire(s) for s in objects(sources))
+            self._sources = Source.all_from_wire(sources)
         parsed = Metrics.from_wire(metrics)
         if parsed is not None:
             self._metrics = parsed
