@@ -471,9 +471,12 @@ class Client:
             raise ThreadNotFoundError(workspace or "", thread)
         if workspace and _MISSING_WORKSPACE.match(detail):
             raise WorkspaceNotFoundError(workspace, self._available_slugs())
-        if workspace and status in (400, 404) and "json" not in content_type:
-            # Many workspace routes answer a bare "Bad Request" for an unknown slug.
+        if workspace and status in (400, 404, 500) and "json" not in content_type:
+            # Many workspace routes answer a bare "Bad Request" for an unknown slug, and before
+            # v1.14.1 the thread routes a bare 400 (unknown thread) or 500 (unknown workspace).
             self.workspace(workspace)
+            if thread and all(t.slug != thread for t in self.threads(workspace)):
+                raise ThreadNotFoundError(workspace, thread)
         raise ServerError(
             f"The server answered {status} {reason}: {_sentence(detail)}",
             status=status,

@@ -356,3 +356,15 @@ def test_a_timeout_for_one_answer_only(client: Client, allm_server: StandInServe
     assert caught.value.reply is not None and caught.value.reply.text == "slow "
     assert client.timeout == 10
     assert client.chat(allm_server.slugs[0], "q", mode="chat").complete
+
+
+def test_old_servers_bare_thread_errors_are_named() -> None:
+    """Before v1.14.1 thread history answers a bare 400 (unknown thread) or 500 (workspace)."""
+    with (
+        StandInServer(legacy_modes=True, speed=0) as old,
+        Client(old.base_url, api_key=old.api_key) as client,
+    ):
+        with pytest.raises(ThreadNotFoundError):
+            client.history(old.slugs[0], thread="no-such-thread")
+        with pytest.raises(WorkspaceNotFoundError):
+            client.history("no-such-workspace", thread="any")

@@ -231,34 +231,14 @@ def test_a_thread_of_an_unknown_workspace_names_the_workspace(client: Client) ->
         client.chat(unique("no-such-workspace"), "Hello", mode="chat", thread="any")
 
 
-def _old_thread_history_errors(real_server: RealServer, request: pytest.FixtureRequest) -> None:
-    """Before v1.14.1 the thread history route answers a bare status for what it cannot find
-    (the client reads only 1.14.1's 404 JSON)."""
-    if not real_server.at_least((1, 14, 1)):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="client bug: v1.9.1's thread history answers a bare 400 'Bad Request' "
-                "(unknown thread) or 500 'Internal Server Error' (unknown workspace) as "
-                "text/plain, and the client raises a generic ServerError instead of checking "
-                "the workspace and the thread",
-                raises=ServerError,
-                strict=True,
-            )
-        )
-
-
-def test_the_history_of_an_unknown_thread_is_named(
-    client: Client, real_server: RealServer, request: pytest.FixtureRequest
-) -> None:
-    _old_thread_history_errors(real_server, request)
+def test_the_history_of_an_unknown_thread_is_named(client: Client) -> None:
+    """Before v1.14.1 the route answers a bare 400 for it: the client checks the thread."""
     with pytest.raises(ThreadNotFoundError):
         client.history(SEEDED, thread=unique("no-such-thread"))
 
 
-def test_the_thread_history_of_an_unknown_workspace_is_named(
-    client: Client, real_server: RealServer, request: pytest.FixtureRequest
-) -> None:
-    _old_thread_history_errors(real_server, request)
+def test_the_thread_history_of_an_unknown_workspace_is_named(client: Client) -> None:
+    """Before v1.14.1 the route answers a bare 500 for it: the client checks the workspace."""
     with pytest.raises(WorkspaceNotFoundError):
         client.history(unique("no-such-workspace"), thread="any")
 
