@@ -25,7 +25,7 @@ prefix() { local v=${1#v}; v=${v%.*}; echo "ALLM_KIT_${v//./_}"; }
 
 why_not() { # the reason this machine cannot run the kit, or nothing
   if [ "$KIT" = off ]; then echo "switched off (ALLM_KIT=off)"; return; fi
-  [ -x "$KIT/build.sh" ] || { echo "no kit at $KIT"; return; }
+  [ -f "$KIT/build.sh" ] || { echo "no kit at $KIT"; return; }
   [ "$(id -u)" = 0 ] || { echo "not root (the kit needs ip netns)"; return; }
   ip netns list >/dev/null 2>&1 || { echo "ip netns does not work here"; return; }
   command -v node >/dev/null 2>&1 || { echo "node is not installed"; return; }
@@ -92,7 +92,7 @@ start() {
       say "$version: built in $dest (cached)"
     else
       say "$version: building into $dest (a few minutes the first time; log: $log)"
-      ALLM_VERSION=$version ALLM_PORT=$port ALLM_NETNS=$netns "$KIT/build.sh" "$dest" >"$log" 2>&1 \
+      ALLM_VERSION=$version ALLM_PORT=$port ALLM_NETNS=$netns bash "$KIT/build.sh" "$dest" >"$log" 2>&1 \
         || fail "$version build" "$log"
       echo "$digest" >"$dest/.kit-digest"
     fi
