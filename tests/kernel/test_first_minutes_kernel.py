@@ -8,12 +8,11 @@ from __future__ import annotations
 import queue
 import re
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import CellRun, KernelSession, kernel_env
+from pages import serving_page
 
 from allm_jupyter.testing import StandInServer, scenarios
 
@@ -23,28 +22,11 @@ RESET_CONTEXT = (
 )
 
 
-class _NotFound(BaseHTTPRequestHandler):
-    """Answers every request with 404, like a web server that is not AnythingLLM."""
-
-    def do_GET(self) -> None:
-        self.send_error(404, "File not found")
-
-    def log_message(self, *args: object) -> None:  # quiet in the test output
-        pass
-
-
 @pytest.fixture
 def not_anythingllm() -> Iterator[str]:
-    """A loopback HTTP server that answers 404 to everything; yields its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A loopback web server that is not AnythingLLM: 404 for everything but one page."""
+    with serving_page(b"<p>Some other site</p>", "/index.html") as url:
+        yield url.removesuffix("/index.html")
 
 
 def free_url() -> str:
