@@ -338,6 +338,9 @@ class Client:
         key = self._api_key.reveal()
         if not key:
             return text
+        if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+            # JSON writes such a key (most keys) as it is: one form, no encoding per stream event.
+            return text.replace(key, _MASK)
         for form in {key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]}:
             text = text.replace(form, _MASK)
         return text
