@@ -16,6 +16,10 @@ from typing import Any
 
 from .errors import ServerError
 
+_DECODER = json.JSONDecoder(parse_constant=lambda _: None)
+"""Made once: ``json.loads`` with a ``parse_constant`` builds a new decoder per call (~1 µs, per
+stream event)."""
+
 
 def read_json(text: str, source: str) -> Any:
     """``text`` parsed, or a :class:`ServerError` "``source`` with <what is wrong>." if it cannot be.
@@ -24,7 +28,7 @@ def read_json(text: str, source: str) -> Any:
     order mark is accepted; NaN and Infinity literals become ``None``.
     """
     try:
-        return json.loads(text.removeprefix("\ufeff"), parse_constant=lambda _: None)
+        return _DECODER.decode(text.removeprefix("\ufeff"))
     except RecursionError:
         problem = "JSON nested too deeply to read"
     except ValueError as exc:  # JSONDecodeError, and int() refusing a number of 4,300+ digits

@@ -2,7 +2,7 @@
 
 It normalises the base URL, maps every failure to one :class:`~allm_jupyter.errors.AllmError`
 subclass with an actionable sentence, and turns ``stream-chat`` into typed events (framing by
-``httpx-sse``). The API key lives in a :class:`~allm_jupyter.settings.Secret` and is added per request
+``_sse``). The API key lives in a :class:`~allm_jupyter.settings.Secret` and is added per request
 by an ``httpx.Auth``, so it is in no attribute, default header or traceback local.
 """
 
@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from httpx_sse import EventSource
 
 from ._json import objects, read_json, text
+from ._sse import event_data
 from .attachments import DOCUMENT_MIME, Attachment, is_dataframe, table
 from .errors import (
     AllmError,
@@ -196,10 +196,10 @@ class ChatStream:
         try:
             with client._open_stream(
                 self._path, self._body, self._workspace, self._thread, self._timeout
-            ) as sse:
-                for message in sse.iter_sse():
+            ) as response:
+                for message in event_data(response.iter_bytes()):
                     try:
-                        data = read_json(client._masked(message.data), "An event")
+                        data = read_json(client._masked(message), "An event")
                     except ServerError as exc:
                         logger.warning("ignored an event line from the server: %s", exc)
                         continue
@@ -338,6 +338,9 @@ class Client:
         key = self._api_key.reveal()
         if not key:
             return text
+        if key.isascii() and key.isprintable() and '"' not in key and "\\" not in key:
+            # JSON writes such a key (most keys) as it is: one form, no encoding per stream event.
+            return text.replace(key, _MASK)
         for form in {key, json.dumps(key)[1:-1], json.dumps(key, ensure_ascii=False)[1:-1]}:
             text = text.replace(form, _MASK)
         return text
@@ -419,8 +422,8 @@ class Client:
     @contextmanager
     def _open_stream(
         self, path: str, body: dict[str, Any], workspace: str, thread: str | None, timeout: float
-    ) -> Iterator[EventSource]:
-        """An SSE source over a response checked to be a stream; pre-stream errors are raised."""
+    ) -> Iterator[httpx.Response]:
+        """A response checked to be an event stream; pre-stream errors are raised."""
         response = self._send_stream(path, body, timeout)
         try:
             if (
@@ -440,11 +443,7 @@ class Client:
                     # The thread route crashes on an unknown workspace and answers 200 without SSE.
                     self.workspace(workspace)
                 self._raise_for(response, workspace=workspace, thread=thread)
-            # httpx-sse compares the media type case-sensitively; it was checked above. The SSE
-            # spec lets a stream start with a UTF-8 byte order mark: utf-8-sig drops it.
-            response.headers["content-type"] = "text/event-stream"
-            response.encoding = "utf-8-sig"
-            yield EventSource(response)
+            yield response
         finally:
             response.close()
 

@@ -276,8 +276,8 @@ def throughput(server: StandInServer, work: Kernel, runs: dict[str, int]) -> Sec
         "shared machine, and not hidden by waiting for the server). Medians of rounds that "
         "rotate which reader goes first; the ratio is the median of the per-round ratios. The "
         "raw reader is `httpx` `iter_lines` + `json.loads`, chunks in a list joined once; the "
-        "httpx-sse reader is the same framed by `httpx-sse`, as the client is, so `%%allm` / it "
-        "is what the fold, the typed events and the view cost on top of the framing. Plain "
+        "httpx-sse reader is the same framed by `httpx-sse` (the client frames the bytes itself, "
+        "`allm_jupyter/_sse.py`, exactly as httpx-sse does), for reference. Plain "
         "words, so the Markdown escaping is not what is measured (the Lab section streams "
         "Markdown).",
     )
