@@ -161,12 +161,19 @@ def status(context: Context, _: str) -> Table:
     rows += [
         ("reachable", reachable),
         ("api key", key),
-        ("version", info.version or "unknown (the server does not say)"),
+        ("version", info.version or _unknown_version(info.build)),
     ]
     if info.mode:
         rows.append(("server mode", info.mode))
+    if info.vector_db:
+        rows.append(("vector database", info.vector_db))
     rows.append(("workspace", settings.workspace.value or "none chosen"))
     return Table("AnythingLLM status", ("", "state"), rows)
+
+
+def _unknown_version(build: str | None) -> str:
+    """The server reports no version outside Docker; its git commit, where it has one, helps."""
+    return f"unknown (build {build[:12]})" if build else "unknown (the server does not say)"
 
 
 @command("workspaces", "the server's workspaces")

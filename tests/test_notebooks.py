@@ -151,6 +151,7 @@ def test_quickstart_status_and_config(quickstart: Executed) -> None:
     status = shown_text(quickstart.cell("status"))
     assert quickstart.server.base_url in status
     assert re.search(r"^api key +valid$", status, re.MULTILINE)
+    assert re.search(r"^vector database +lancedb$", status, re.MULTILINE)
     assert re.search(rf"^workspace +{quickstart.slug}$", status, re.MULTILINE)
     config = shown_text(quickstart.cell("config"))
     assert f"workspace   {quickstart.slug}" in config
