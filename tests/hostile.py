@@ -49,6 +49,16 @@ def canned(data: bytes, *, keep_open: bool = False) -> Canned:
     return Canned((data,), keep_open)
 
 
+STREAM_SLUG = "ws"
+STREAM_ROUTE = f"/api/v1/workspace/{STREAM_SLUG}/stream-chat"
+"""Where the stream tests serve their raw responses."""
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Connection: close\r\n\r\n"
+)
+"""The head of an SSE response that ends when the connection closes, as the real server sends."""
+
+
 @dataclass(frozen=True)
 class RawRequest:
     method: str

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hostile import Canned, HostileServer
+from hostile import STREAM_HEAD, STREAM_ROUTE, STREAM_SLUG, Canned, HostileServer
 from httpx_sse import EventSource
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -111,13 +111,6 @@ def test_any_bytes_in_any_reads_frame_as_httpx_sse_does(body: bytes, cuts: set[i
 
 # -- through a real socket, to the reply ------------------------------------------------------------
 
-SLUG = "ws"
-ROUTE = f"/api/v1/workspace/{SLUG}/stream-chat"
-HEAD = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-    b"Connection: close\r\n\r\n"
-)
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[HostileServer]:
@@ -168,8 +161,8 @@ def test_a_reply_over_a_socket_is_what_httpx_sse_framing_gives(
     body = (BOM if bom else b"") + "".join(
         framed(e, ends[i % len(ends)], spread, comment) for i, e in enumerate(events)
     ).encode()
-    server.routes[ROUTE] = Canned(tuple(cut(HEAD + body, cuts)))
-    reply = client.chat(SLUG, "q", mode="chat")
-    expected = fold([parse_event(json.loads(d)) for d in oracle([body])], workspace=SLUG)
+    server.routes[STREAM_ROUTE] = Canned(tuple(cut(STREAM_HEAD + body, cuts)))
+    reply = client.chat(STREAM_SLUG, "q", mode="chat")
+    expected = fold([parse_event(json.loads(d)) for d in oracle([body])], workspace=STREAM_SLUG)
     assert reply == expected
     assert reply.text == "".join(deltas)

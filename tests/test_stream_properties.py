@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hostile import Canned, HostileServer
+from hostile import STREAM_HEAD, STREAM_ROUTE, STREAM_SLUG, Canned, HostileServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,12 +22,6 @@ from allm_jupyter.events import parse_event
 from allm_jupyter.reply import fold
 from allm_jupyter.testing.scenarios import sse_bytes
 
-SLUG = "ws"
-ROUTE = f"/api/v1/workspace/{SLUG}/stream-chat"
-HEAD = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-    b"Connection: close\r\n\r\n"
-)
 PROPERTIES = settings(deadline=None, max_examples=60)
 
 
@@ -91,10 +85,10 @@ def test_any_split_into_reads_gives_the_same_reply(
     server: HostileServer, client: Client, turn: Any, data: st.DataObject
 ) -> None:
     body, events = stream_of(turn)
-    writes = data.draw(splits(HEAD + body), label="writes")
-    server.routes[ROUTE] = Canned(writes)
-    reply = client.chat(SLUG, "q", mode="chat")
-    expected = fold([parse_event(json.loads(json.dumps(e))) for e in events], workspace=SLUG)
+    writes = data.draw(splits(STREAM_HEAD + body), label="writes")
+    server.routes[STREAM_ROUTE] = Canned(writes)
+    reply = client.chat(STREAM_SLUG, "q", mode="chat")
+    expected = fold([parse_event(json.loads(json.dumps(e))) for e in events], workspace=STREAM_SLUG)
     assert reply == expected
     assert reply.text == "".join(turn[0]) and reply.complete
 
@@ -104,9 +98,9 @@ def test_any_split_into_reads_gives_the_same_reply(
 def test_any_bytes_after_a_stream_head_end_in_a_reply_or_an_allm_error(
     server: HostileServer, client: Client, body: bytes, data: st.DataObject
 ) -> None:
-    server.routes[ROUTE] = Canned(data.draw(splits(HEAD + body), label="writes"))
+    server.routes[STREAM_ROUTE] = Canned(data.draw(splits(STREAM_HEAD + body), label="writes"))
     with contextlib.suppress(AllmError):
-        client.chat(SLUG, "q", mode="chat")
+        client.chat(STREAM_SLUG, "q", mode="chat")
 
 
 @PROPERTIES
@@ -114,13 +108,13 @@ def test_any_bytes_after_a_stream_head_end_in_a_reply_or_an_allm_error(
     response=st.one_of(
         st.binary(max_size=2000),
         st.binary(max_size=2000).map(lambda tail: b"HTTP/1.1 " + tail),
-        st.binary(max_size=2000).map(lambda tail: HEAD[:-2] + tail),
+        st.binary(max_size=2000).map(lambda tail: STREAM_HEAD[:-2] + tail),
     ),
     data=st.data(),
 )
 def test_any_response_bytes_end_in_a_reply_or_an_allm_error(
     server: HostileServer, client: Client, response: bytes, data: st.DataObject
 ) -> None:
-    server.routes[ROUTE] = Canned(data.draw(splits(response), label="writes"))
+    server.routes[STREAM_ROUTE] = Canned(data.draw(splits(response), label="writes"))
     with contextlib.suppress(AllmError):
-        client.chat(SLUG, "q", mode="chat")
+        client.chat(STREAM_SLUG, "q", mode="chat")
