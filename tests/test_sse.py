@@ -9,11 +9,9 @@ properties feed the reads in directly, since only then are the cut points exactl
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from hostile import STREAM_HEAD, STREAM_ROUTE, STREAM_SLUG, Canned, HostileServer
 from httpx_sse import EventSource
 from hypothesis import example, given, settings
@@ -112,18 +110,6 @@ def test_any_bytes_in_any_reads_frame_as_httpx_sse_does(body: bytes, cuts: set[i
 # -- through a real socket, to the reply ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HostileServer]:
-    with HostileServer() as hostile:
-        yield hostile
-
-
-@pytest.fixture(scope="module")
-def client(server: HostileServer) -> Iterator[Client]:
-    with Client(server.base_url, api_key="sse-key", timeout=30) as c:
-        yield c
-
-
 def framed(event: dict[str, Any], end: str, spread: bool, comment: bool) -> str:
     """One event as some server could frame it: its JSON over one or several data lines.
 
@@ -145,8 +131,8 @@ def framed(event: dict[str, Any], end: str, spread: bool, comment: bool) -> str:
     cuts=st.sets(st.integers(1, 1500), max_size=30),
 )
 def test_a_reply_over_a_socket_is_what_httpx_sse_framing_gives(
-    server: HostileServer,
-    client: Client,
+    stream_server: HostileServer,
+    stream_client: Client,
     deltas: list[str],
     ends: list[str],
     spread: bool,
@@ -161,8 +147,8 @@ def test_a_reply_over_a_socket_is_what_httpx_sse_framing_gives(
     body = (BOM if bom else b"") + "".join(
         framed(e, ends[i % len(ends)], spread, comment) for i, e in enumerate(events)
     ).encode()
-    server.routes[STREAM_ROUTE] = Canned(tuple(cut(STREAM_HEAD + body, cuts)))
-    reply = client.chat(STREAM_SLUG, "q", mode="chat")
+    stream_server.routes[STREAM_ROUTE] = Canned(tuple(cut(STREAM_HEAD + body, cuts)))
+    reply = stream_client.chat(STREAM_SLUG, "q", mode="chat")
     expected = fold([parse_event(json.loads(d)) for d in oracle([body])], workspace=STREAM_SLUG)
     assert reply == expected
     assert reply.text == "".join(deltas)

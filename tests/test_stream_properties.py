@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hostile import STREAM_HEAD, STREAM_ROUTE, STREAM_SLUG, Canned, HostileServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,18 +21,6 @@ from allm_jupyter.reply import fold
 from allm_jupyter.testing.scenarios import sse_bytes
 
 PROPERTIES = settings(deadline=None, max_examples=60)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[HostileServer]:
-    with HostileServer() as hostile:
-        yield hostile
-
-
-@pytest.fixture(scope="module")
-def client(server: HostileServer) -> Iterator[Client]:
-    with Client(server.base_url, api_key="property-key", timeout=30) as c:
-        yield c
 
 
 def chunk(delta: str) -> dict[str, Any]:
@@ -82,12 +68,12 @@ def splits(data: bytes) -> st.SearchStrategy[tuple[bytes, ...]]:
 @PROPERTIES
 @given(turn=turns, data=st.data())
 def test_any_split_into_reads_gives_the_same_reply(
-    server: HostileServer, client: Client, turn: Any, data: st.DataObject
+    stream_server: HostileServer, stream_client: Client, turn: Any, data: st.DataObject
 ) -> None:
     body, events = stream_of(turn)
     writes = data.draw(splits(STREAM_HEAD + body), label="writes")
-    server.routes[STREAM_ROUTE] = Canned(writes)
-    reply = client.chat(STREAM_SLUG, "q", mode="chat")
+    stream_server.routes[STREAM_ROUTE] = Canned(writes)
+    reply = stream_client.chat(STREAM_SLUG, "q", mode="chat")
     expected = fold([parse_event(json.loads(json.dumps(e))) for e in events], workspace=STREAM_SLUG)
     assert reply == expected
     assert reply.text == "".join(turn[0]) and reply.complete
@@ -96,11 +82,13 @@ def test_any_split_into_reads_gives_the_same_reply(
 @PROPERTIES
 @given(body=st.binary(max_size=3000), data=st.data())
 def test_any_bytes_after_a_stream_head_end_in_a_reply_or_an_allm_error(
-    server: HostileServer, client: Client, body: bytes, data: st.DataObject
+    stream_server: HostileServer, stream_client: Client, body: bytes, data: st.DataObject
 ) -> None:
-    server.routes[STREAM_ROUTE] = Canned(data.draw(splits(STREAM_HEAD + body), label="writes"))
+    stream_server.routes[STREAM_ROUTE] = Canned(
+        data.draw(splits(STREAM_HEAD + body), label="writes")
+    )
     with contextlib.suppress(AllmError):
-        client.chat(STREAM_SLUG, "q", mode="chat")
+        stream_client.chat(STREAM_SLUG, "q", mode="chat")
 
 
 @PROPERTIES
@@ -113,8 +101,8 @@ def test_any_bytes_after_a_stream_head_end_in_a_reply_or_an_allm_error(
     data=st.data(),
 )
 def test_any_response_bytes_end_in_a_reply_or_an_allm_error(
-    server: HostileServer, client: Client, response: bytes, data: st.DataObject
+    stream_server: HostileServer, stream_client: Client, response: bytes, data: st.DataObject
 ) -> None:
-    server.routes[STREAM_ROUTE] = Canned(data.draw(splits(response), label="writes"))
+    stream_server.routes[STREAM_ROUTE] = Canned(data.draw(splits(response), label="writes"))
     with contextlib.suppress(AllmError):
-        client.chat(STREAM_SLUG, "q", mode="chat")
+        stream_client.chat(STREAM_SLUG, "q", mode="chat")
