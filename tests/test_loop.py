@@ -62,8 +62,25 @@ def test_close_cancels_submitted_work() -> None:
         finally:
             cleaned_up.set()
 
-    future = loop.submit(forever)
+    work = loop.submit(forever)
     started.wait()
     loop.close()
     assert cleaned_up.is_set()
-    assert future.cancelled() or future.exception() is not None
+    assert work.ended.is_set()
+    assert work.future.cancelled()
+
+
+def test_cancel_ends_work_that_started_and_work_that_did_not() -> None:
+    loop = LoopThread()
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    running = loop.submit(forever)
+    started.wait()
+    loop.cancel(running)
+    running.ended.wait()
+    assert running.future.cancelled()
+    loop.close()
