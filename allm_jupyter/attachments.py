@@ -17,6 +17,7 @@ import base64
 import io
 import keyword
 import mimetypes
+import os
 import re
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -435,18 +436,56 @@ def traceback_text(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, frames))
 
 
-def explain_message(
-    source: str, error_text: str, question: str | None = None, *, max_chars: int = 8_000
-) -> str:
+EXPLAIN_MAX_CHARS = 8_000
+"""The traceback characters ``%allm explain`` sends at most (its end, where the error is)."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What ``%allm explain`` sends, and what the output shows of it before the answer."""
+
+    message: str
+    cell: str
+    """The failing cell as sent (the home folder shortened to ``~``)."""
+    traceback_lines: int
+    cut: int
+    """Traceback characters left out (its start)."""
+
+    def rows(self) -> list[tuple[str, str]]:
+        first = next((line for line in self.cell.splitlines() if line.strip()), "")
+        cell = _count(len(self.cell.splitlines()), "line") + (f": {first.strip()}" if first else "")
+        cut = f" (its first {_count(self.cut, 'character')} cut)" if self.cut else ""
+        return [
+            ("cell", cell),
+            ("traceback", _count(self.traceback_lines, "line") + cut),
+            ("size", human_size(len(self.message.encode()))),
+        ]
+
+
+def explanation(
+    source: str, error_text: str, question: str | None = None, *, max_chars: int = EXPLAIN_MAX_CHARS
+) -> Explanation:
     """The question for ``%allm explain``: the failing cell and its traceback go in the message
     itself, not as a document, so it works on every server version and in every mode. ANSI
-    colours are removed; a long traceback keeps its end, where the error is."""
-    plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", error_text).strip()
-    if len(plain) > max_chars:
-        plain = f"[{len(plain) - max_chars:,} earlier characters cut]\n" + plain[-max_chars:]
+    colours are removed; a long traceback keeps its end, where the error is; the home folder
+    is ``~`` (it names the user)."""
+    cell = home_shortened(source.strip())
+    plain = home_shortened(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", error_text).strip())
+    cut = max(0, len(plain) - max_chars)
+    if cut:
+        plain = f"[{cut:,} earlier characters cut]\n" + plain[-max_chars:]
     fence = "~~~~"  # a cell rarely holds four tildes; backticks are common in docstrings
-    return (
+    message = (
         f"{(question or EXPLAIN_QUESTION).strip()}\n\n"
-        f"The cell:\n\n{fence}python\n{source.strip()}\n{fence}\n\n"
+        f"The cell:\n\n{fence}python\n{cell}\n{fence}\n\n"
         f"Its traceback:\n\n{fence}\n{plain}\n{fence}\n"
     )
+    return Explanation(message, cell, len(plain.splitlines()) - (1 if cut else 0), cut)
+
+
+def home_shortened(text: str) -> str:
+    """``text`` with the home folder written ``~``, as a shell would show it."""
+    homes = {str(Path.home()), os.path.realpath(Path.home())} - {"", "/"}
+    for home in sorted(homes, key=len, reverse=True):
+        text = re.sub(re.escape(home) + r"(?![\w.-])", "~", text)
+    return text

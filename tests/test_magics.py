@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
+
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import TraitError
 
 from allm_jupyter import load_ipython_extension, unload_ipython_extension
-from allm_jupyter.magics import AllmMagics, _one_line_questions
+from allm_jupyter.magics import AllmMagics
 from allm_jupyter.render import render_markdown
 from allm_jupyter.reply import Reply
 
@@ -19,22 +25,80 @@ def test_configured_timeouts_must_be_sane(value: str) -> None:
         magics.timeout = float(value)
 
 
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+LINES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters=_LINE_BREAKS))
+"""Any one line of text."""
+BODIES = st.lists(
+    st.one_of(LINES, LINES.map(lambda text: f"%allm {text}?"), st.just("%allm What is RAG?")),
+    max_size=6,
+).map("\n".join)
+"""Cell bodies with one-line questions among other lines."""
+
+
+@pytest.fixture(scope="module")
+def transformers() -> Iterator[tuple[TransformerManager, TransformerManager]]:
+    """IPython's transforms as the loaded extension has them, and as IPython has them alone."""
+    shell = InteractiveShell.instance()
+    try:
+        load_ipython_extension(shell)
+        yield shell.input_transformer_manager, TransformerManager()
+    finally:
+        unload_ipython_extension(shell)
+        InteractiveShell.clear_instance()
+
+
+def _magic_call(code: str) -> tuple[str, str]:
+    """``(name, line)`` of the one ``get_ipython().run_line_magic(name, line)`` in ``code``."""
+    call = ast.parse(code).body[0]
+    assert isinstance(call, ast.Expr) and isinstance(call.value, ast.Call), code
+    name, line = (ast.literal_eval(argument) for argument in call.value.args)
+    return name, line
+
+
 @pytest.mark.parametrize(
-    ("line", "expected"),
+    ("cell", "line"),
     [
-        (
-            "%allm What is a workspace?",
-            "get_ipython().run_line_magic('allm', 'What is a workspace?')",
-        ),
-        ("  %allm -w r Why?\n", "  get_ipython().run_line_magic('allm', '-w r Why?')\n"),
-        ("%allm?", "%allm?"),
-        ("%allm status", "%allm status"),
-        ("%%allm -w r?", "%%allm -w r?"),
-        ("x = 1?", "x = 1?"),
+        ("%allm What is a workspace?", "What is a workspace?"),
+        ("%allm What's new?", "What's new?"),
+        ("  %allm -w r Why?\n", "-w r Why?"),
+        ("%allm What is RAG??", "What is RAG??"),
+        ("%allm status", "status"),
     ],
 )
-def test_one_line_questions_are_not_help_requests(line: str, expected: str) -> None:
-    assert _one_line_questions([line]) == [expected]
+def test_one_line_questions_are_not_help_requests(transformers, cell: str, line: str) -> None:
+    assert _magic_call(transformers[0].transform_cell(cell)) == ("allm", line)
+
+
+@pytest.mark.parametrize("cell", ["%allm?", "%allm??", "%%allm -w r?", "x = 1?", "# %allm Why?"])
+def test_help_requests_and_other_lines_are_left_to_ipython(transformers, cell: str) -> None:
+    ours, ipythons = transformers
+    assert ours.transform_cell(cell) == ipythons.transform_cell(cell)
+
+
+@given(LINES.filter(lambda text: not text.startswith(("?", "!"))))
+def test_a_one_line_question_reaches_the_magic_as_typed(transformers, text: str) -> None:
+    assert _magic_call(transformers[0].transform_cell(f"%allm {text}")) == ("allm", text.rstrip())
+
+
+@given(st.sampled_from(["allm", "allm -w r", "writefile notes.md", "bash", "capture"]), BODIES)
+def test_cell_magic_bodies_are_never_rewritten(transformers, magic: str, body: str) -> None:
+    ours, ipythons = transformers
+    cell = f"%%{magic}\n{body}"
+    assert ours.transform_cell(cell) == ipythons.transform_cell(cell)
+    sent = ast.literal_eval(ast.parse(ours.transform_cell(cell)).body[0].value.args[2])
+    assert sent.rstrip("\n") == body.rstrip("\n")
+
+
+QUOTES = st.sampled_from(["'" * 3, '"' * 3])
+
+
+@given(BODIES.filter(lambda body: not {"\\", "\x00"} & set(body)), QUOTES)
+def test_lines_inside_strings_are_never_rewritten(transformers, body: str, quote: str) -> None:
+    assume(quote not in body and not body.endswith(quote[0]))
+    cell = f"notes = {quote}\n{body}\n{quote}\n%allm Why?"
+    tree = ast.parse(transformers[0].transform_cell(cell))
+    assert ast.literal_eval(tree.body[0].value) == f"\n{body}\n"
+    assert _magic_call(ast.unparse(tree.body[1])) == ("allm", "Why?")
 
 
 def test_a_reply_shows_itself_as_the_magic_does() -> None:
