@@ -478,7 +478,7 @@ def explanation(
     message = (
         f"{(question or EXPLAIN_QUESTION).strip()}\n\n"
         f"The cell:\n\n{fence}python\n{cell}\n{fence}\n\n"
-        f"Its traceback:\n\n{fence}\n{plain}\n{fence}\n"
+        f"Its traceback:\n\n{fence}\n{plain}\n{fence}"
     )
     return Explanation(message, cell, len(plain.splitlines()) - (1 if cut else 0), cut)
 

@@ -471,12 +471,17 @@ def _source_item(number: int, source: Source) -> str:
     return item
 
 
-def render_plain(reply: Reply, *, final: bool = False, error_below: bool = False) -> str:
-    """The ``text/plain`` twin for terminals: no HTML, no entities, no terminal control codes."""
+def render_plain(
+    reply: Reply, *, final: bool = False, error_below: bool = False, with_answer: bool = True
+) -> str:
+    """The ``text/plain`` twin for terminals: no HTML, no entities, no terminal control codes.
+
+    ``with_answer=False``: only what follows the answer (a terminal printed it as it came).
+    """
     answer = split_reasoning(reply.text)[1]
     ending = _ending(reply, final, error_below)
     parts: list[str] = []
-    if answer.strip():
+    if answer.strip() and with_answer:
         parts.append(answer)
     if reply.refusal:  # after the text, so the plain twin only ever grows at its end
         parts.append(f"ℹ️ {_REFUSAL} (query mode answers only from its documents)")

@@ -285,7 +285,7 @@ def test_explain_message_holds_source_and_plain_traceback() -> None:
     sent = explanation("1 / 0\n", coloured)
     assert sent.message == (
         f"{EXPLAIN_QUESTION}\n\nThe cell:\n\n~~~~python\n1 / 0\n~~~~\n\n"
-        "Its traceback:\n\n~~~~\nZeroDivisionError: division by zero\n~~~~\n"
+        "Its traceback:\n\n~~~~\nZeroDivisionError: division by zero\n~~~~"
     )
     assert sent.rows() == [
         ("cell", "1 line: 1 / 0"),
@@ -294,7 +294,7 @@ def test_explain_message_holds_source_and_plain_traceback() -> None:
     ]
     own = explanation("x", "E" * 50 + "End", "Why?", max_chars=10)
     assert own.message.startswith("Why?\n\n")
-    assert "[43 earlier characters cut]\nEEEEEEEEnd\n" in own.message
+    assert "[43 earlier characters cut]\nEEEEEEEEnd\n~~~~" in own.message
     assert own.rows()[1] == ("traceback", "1 line (its first 43 characters cut)")
 
 

@@ -6,16 +6,21 @@ import ast
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import TraitError
 
 from allm_jupyter import load_ipython_extension, unload_ipython_extension
+from allm_jupyter.commands import COMMANDS
 from allm_jupyter.magics import AllmMagics
+from allm_jupyter.question import interpolate
 from allm_jupyter.render import render_markdown
 from allm_jupyter.reply import Reply
+from allm_jupyter.testing import StandInServer
+
+from test_options import starts_with_option
 
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "-5", "0", "nan"])
@@ -114,3 +119,54 @@ def test_a_reply_shows_itself_as_the_magic_does() -> None:
         assert "text/markdown" not in shell.display_formatter.format(reply)[0]
     finally:
         InteractiveShell.clear_instance()
+
+
+@pytest.fixture(scope="module")
+def asking_shell() -> Iterator[tuple[InteractiveShell, StandInServer]]:
+    """An in-process IPython with the extension loaded, asking the stand-in over loopback."""
+    with StandInServer(speed=0) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.environ().items():
+            patch.setenv(name, value)
+        shell = InteractiveShell.instance()
+        try:
+            load_ipython_extension(shell)
+            yield shell, server
+        finally:
+            unload_ipython_extension(shell)
+            InteractiveShell.clear_instance()
+
+
+def _sent(shell: InteractiveShell, server: StandInServer, cell: str) -> str:
+    """Run ``cell`` as a notebook would; the message the server received for it."""
+    before = len(server.chat_requests())
+    result = shell.run_cell(cell)
+    assert result.success, result.error_before_exec or result.error_in_exec
+    (request,) = server.chat_requests()[before:]
+    return str(request.json["message"])
+
+
+ONE_LINE_QUESTIONS = LINES.filter(lambda text: text.strip() and not starts_with_option(text))
+"""Any line a person might ask that does not start with an option."""
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["", "-w {slug} ", "--raw ", 'workspace="{slug}" -m chat ']), ONE_LINE_QUESTIONS)
+def test_the_server_receives_a_one_line_question_byte_for_byte(
+    asking_shell: tuple[InteractiveShell, StandInServer], options: str, question: str
+) -> None:
+    shell, server = asking_shell
+    first = question.split()[0]
+    assume(options or (first not in COMMANDS and len(question.split()) > 1))
+    assume("--raw" in options or interpolate(question, shell.user_ns) == question)
+    cell = f"%allm {options.format(slug=server.slugs[0])}{question}"
+    assert _sent(shell, server, cell) == question.strip()
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What's the capital of France", "What's new?", 'Say "hi"  twice\\t$HOME {nothing}?'],
+)
+def test_apostrophes_and_quotes_need_no_care(asking_shell, question: str) -> None:
+    shell, server = asking_shell
+    assert _sent(shell, server, f"%allm {question}") == question
+    assert _sent(shell, server, f"%allm -w {server.slugs[0]} {question}") == question

@@ -120,7 +120,7 @@ def test_attach_takes_comma_separated_names_and_repeats() -> None:
     assert not parse_options("explain this error", question=True).explain
 
 
-def _starts_with_option(text: str) -> bool:
+def starts_with_option(text: str) -> bool:
     """The test's own reading of "starts with an option": a dash and a letter, two dashes, or
     the name of an option (or of the key) and ``=``."""
     names = "|".join([option.name for option in OPTIONS] + ["api_key", "apikey", "key", "token"])
@@ -128,7 +128,7 @@ def _starts_with_option(text: str) -> bool:
 
 
 QUESTIONS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))).filter(
-    lambda text: text.strip() and not _starts_with_option(text)
+    lambda text: text.strip() and not starts_with_option(text)
 )
 """Any text a person might ask, that does not start with an option."""
 PREFIXES = st.lists(

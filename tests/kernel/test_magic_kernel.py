@@ -265,9 +265,17 @@ def test_line_magic_typos_and_one_line_questions(kernel, kernel_server) -> None:
     assert not [r for r in kernel_server.chat_requests() if r.json.get("message") == "worksapces"]
     bare = kernel.run(f"%allm -w {kernel_server.slugs[0]}")
     assert "Write the question after the options" in bare.error_text
-    asked = kernel.run(f'%allm -w {kernel_server.slugs[0]} -m chat "Is this one line?"')
-    assert asked.status == "ok", asked.error_text
-    assert kernel_server.chat_requests()[-1].json["message"] == "Is this one line?"
+    for question in [
+        "What's the capital of France",
+        "What's new?",
+        'Is "this"  one\tline? \\ $HOME',
+        "status of the build?",
+    ]:
+        asked = kernel.run(f"%allm -w {kernel_server.slugs[0]} -m chat {question}")
+        assert asked.status == "ok", asked.error_text
+        assert kernel_server.chat_requests()[-1].json["message"] == question
+    wordy = kernel.run("%allm status of the build?")
+    assert "%allm status takes nothing after it" in wordy.error_text
 
 
 def test_interrupt_wherever_it_lands_hangs_up_and_marks_the_reply(kernel, kernel_server) -> None:
@@ -299,10 +307,12 @@ def test_stray_words_on_the_cell_line_are_an_error(kernel, kernel_server) -> Non
 def test_line_magic_question_follows_our_interpolation_and_raw(kernel, kernel_server) -> None:
     kernel.run("price = 'P'; x = 'X'")
     slug = kernel_server.slugs[0]
-    kernel.run(f'%allm -w {slug} -m chat --raw "keep {{x}}, costs $price"')
+    kernel.run(f"%allm -w {slug} -m chat --raw keep {{x}}, costs $price")
     assert kernel_server.chat_requests()[-1].json["message"] == "keep {x}, costs $price"
-    kernel.run(f"%allm -w {slug} -m chat \"about {{x}} and {{'a': 1}}\"")
+    kernel.run(f"%allm -w {slug} -m chat about {{x}} and {{'a': 1}}")
     assert kernel_server.chat_requests()[-1].json["message"] == "about X and {'a': 1}"
+    kernel.run(f"%allm -w {slug} -m chat search for {{x}} and {{{{x}}}} costs $price")
+    assert kernel_server.chat_requests()[-1].json["message"] == "search for X and {{x}} costs $price"
 
 
 def test_command_arguments_expand_variables(kernel, kernel_server) -> None:
