@@ -192,7 +192,9 @@ def _unknown_version(info: ServerInfo) -> str:
     """The server reports no version outside Docker; its git commit, where it has one, helps."""
     if not info.reachable:
         return "unknown (the server cannot be reached)"
-    return f"unknown (build {info.build[:12]})" if info.build else "unknown (the server does not say)"
+    return (
+        f"unknown (build {info.build[:12]})" if info.build else "unknown (the server does not say)"
+    )
 
 
 @command("workspaces", "the server's workspaces")
@@ -261,7 +263,9 @@ def history(context: Context, argument: str) -> Table:
         )
         for m in messages
     ]
-    return Table(f"Last {counted(limit, 'exchange')} in {slug}", ("sent (UTC)", "role", "text"), rows)
+    return Table(
+        f"Last {counted(limit, 'exchange')} in {slug}", ("sent (UTC)", "role", "text"), rows
+    )
 
 
 @command("reset", "forget this notebook's conversation (only this one)")
@@ -285,7 +289,9 @@ def search(context: Context, argument: str) -> Table:
     rows = [
         (f"{r.score:.0%}" if r.score is not None else "", r.title, _short(r.text)) for r in results
     ]
-    return Table(f"{counted(len(results), 'match', 'matches')} in {slug}", ("score", "source", "text"), rows)
+    return Table(
+        f"{counted(len(results), 'match', 'matches')} in {slug}", ("score", "source", "text"), rows
+    )
 
 
 @command(

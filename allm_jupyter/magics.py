@@ -430,7 +430,7 @@ def _interruptible(what: str) -> Iterator[None]:
         raise Interrupted(what) from None
 
 
-class OneLineQuestion(TokenTransformBase):  # type: ignore[misc]  # IPython is untyped here
+class OneLineQuestion(TokenTransformBase):
     """``%allm What is X?`` asks, instead of IPython reading the trailing ``?`` as a help request.
 
     A token transformer, like IPython's own ``%magic`` and ``obj?`` ones, so it sees only the

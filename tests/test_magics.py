@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.interactiveshell import InteractiveShell
+from test_options import starts_with_option
 from traitlets import TraitError
 
 from allm_jupyter import load_ipython_extension, unload_ipython_extension
@@ -20,8 +21,6 @@ from allm_jupyter.render import render_markdown
 from allm_jupyter.reply import Reply
 from allm_jupyter.testing import StandInServer
 
-from test_options import starts_with_option
-
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "-5", "0", "nan"])
 def test_configured_timeouts_must_be_sane(value: str) -> None:
@@ -31,7 +30,9 @@ def test_configured_timeouts_must_be_sane(value: str) -> None:
 
 
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-LINES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters=_LINE_BREAKS))
+LINES = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters=_LINE_BREAKS)
+)
 """Any one line of text."""
 BODIES = st.lists(
     st.one_of(LINES, LINES.map(lambda text: f"%allm {text}?"), st.just("%allm What is RAG?")),
@@ -150,7 +151,9 @@ ONE_LINE_QUESTIONS = LINES.filter(lambda text: text.strip() and not starts_with_
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(["", "-w {slug} ", "--raw ", 'workspace="{slug}" -m chat ']), ONE_LINE_QUESTIONS)
+@given(
+    st.sampled_from(["", "-w {slug} ", "--raw ", 'workspace="{slug}" -m chat ']), ONE_LINE_QUESTIONS
+)
 def test_the_server_receives_a_one_line_question_byte_for_byte(
     asking_shell: tuple[InteractiveShell, StandInServer], options: str, question: str
 ) -> None:

@@ -312,7 +312,9 @@ def test_line_magic_question_follows_our_interpolation_and_raw(kernel, kernel_se
     kernel.run(f"%allm -w {slug} -m chat about {{x}} and {{'a': 1}}")
     assert kernel_server.chat_requests()[-1].json["message"] == "about X and {'a': 1}"
     kernel.run(f"%allm -w {slug} -m chat search for {{x}} and {{{{x}}}} costs $price")
-    assert kernel_server.chat_requests()[-1].json["message"] == "search for X and {{x}} costs $price"
+    assert (
+        kernel_server.chat_requests()[-1].json["message"] == "search for X and {{x}} costs $price"
+    )
 
 
 def test_command_arguments_expand_variables(kernel, kernel_server) -> None:
