@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from .errors import AttachmentError
 from .options import AttachmentLimits
+from .render import counted
 
 DOCUMENT_MIME = "application/anythingllm-document"
 """The ``mime`` that asks the server to parse an attachment as a document (v1.9.1+)."""
@@ -108,10 +109,6 @@ def human_size(size: int) -> str:
     if size < 1_000_000:
         return f"{size / 1000:.1f} kB"
     return f"{size / 1_000_000:.1f} MB"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def data_url(mime: str, data: bytes) -> str:
@@ -249,8 +246,8 @@ def from_dataframe(frame: Any, label: str, limits: AttachmentLimits) -> Attachme
         else ("a Markdown table", ".md", "text/markdown")
     )
     caption = (
-        f"{label}: a {kind} with {_count(shown.rows_total, 'row')} and "
-        f"{_count(shown.columns, 'column')}{cut} "
+        f"{label}: a {kind} with {counted(shown.rows_total, 'row')} and "
+        f"{counted(shown.columns, 'column')}{cut} "
         f"as {fmt}.\n\n"
     )
     return document(
@@ -453,11 +450,13 @@ class Explanation:
 
     def rows(self) -> list[tuple[str, str]]:
         first = next((line for line in self.cell.splitlines() if line.strip()), "")
-        cell = _count(len(self.cell.splitlines()), "line") + (f": {first.strip()}" if first else "")
-        cut = f" (its first {_count(self.cut, 'character')} cut)" if self.cut else ""
+        cell = counted(len(self.cell.splitlines()), "line") + (
+            f": {first.strip()}" if first else ""
+        )
+        cut = f" (its first {counted(self.cut, 'character')} cut)" if self.cut else ""
         return [
             ("cell", cell),
-            ("traceback", _count(self.traceback_lines, "line") + cut),
+            ("traceback", counted(self.traceback_lines, "line") + cut),
             ("size", human_size(len(self.message.encode()))),
         ]
 

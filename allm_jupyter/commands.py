@@ -244,6 +244,8 @@ def threads(context: Context, _: str) -> Table:
 def history(context: Context, argument: str) -> Table:
     try:
         limit = int(argument.strip() or 10)
+        if limit < 1:
+            raise ValueError(limit)
     except ValueError:
         raise ConfigurationError(
             f"history takes a number of exchanges, not '{argument}'."

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import shlex
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,12 +16,13 @@ from test_options import starts_with_option
 from traitlets import TraitError
 
 from allm_jupyter import load_ipython_extension, unload_ipython_extension
-from allm_jupyter.commands import COMMANDS
+from allm_jupyter.client import Client
+from allm_jupyter.commands import COMMANDS, _unquoted
 from allm_jupyter.magics import AllmMagics
 from allm_jupyter.question import interpolate
 from allm_jupyter.render import render_markdown
 from allm_jupyter.reply import Reply
-from allm_jupyter.testing import StandInServer
+from allm_jupyter.testing import RecordedRequest, StandInServer
 
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "-5", "0", "nan"])
@@ -173,3 +176,40 @@ def test_apostrophes_and_quotes_need_no_care(asking_shell, question: str) -> Non
     shell, server = asking_shell
     assert _sent(shell, server, f"%allm {question}") == question
     assert _sent(shell, server, f"%allm -w {server.slugs[0]} {question}") == question
+
+
+def _last(server: StandInServer, suffix: str) -> RecordedRequest:
+    return [r for r in server.requests if r.path.endswith(suffix)][-1]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ONE_LINE_QUESTIONS)
+def test_a_search_query_reaches_the_server_as_typed(asking_shell, query: str) -> None:
+    shell, server = asking_shell
+    assume(interpolate(query, shell.user_ns) == query)
+    result = shell.run_cell(f"%allm search {query}")
+    assert result.success, result.error_in_exec
+    assert _last(server, "/vector-search").json["query"] == query.strip()
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(LINES.filter(lambda name: name.strip() == name and name))
+def test_a_thread_is_found_by_any_name(asking_shell, name: str) -> None:
+    shell, server = asking_shell
+    slug = server.slugs[0]
+    name = f"{name} {uuid.uuid4().hex[:8]}"  # distinct from the threads of earlier examples
+    with Client(server.base_url, api_key=server.api_key) as client:
+        thread = client.new_thread(slug, name=name)
+    cell = f"%allm -w {slug} -t {shlex.quote(name)} What is in this thread?"
+    assert _sent(shell, server, cell) == "What is in this thread?"
+    assert (
+        _last(server, "/stream-chat").path
+        == f"/api/v1/workspace/{slug}/thread/{thread.slug}/stream-chat"
+    )
+
+
+@given(LINES.filter(lambda name: name.strip() == name))
+def test_a_name_may_be_quoted_once(name: str) -> None:
+    assert _unquoted(f'"{name}"') == _unquoted(f"'{name}'") == _unquoted(f"  '{name}' ") == name
+    if not (len(name) >= 2 and name[0] == name[-1] and name[0] in "'\""):
+        assert _unquoted(name) == name  # Students' or "quoted" inside stays
