@@ -387,7 +387,8 @@ class AllmMagics(Magics):
         """The one-line form's options, with ``{name}`` in them expanded as on the ``%%allm``
         line, and its question exactly as typed."""
         prefix, question = split_question(line)
-        options = parse_options(self._expand(shlex.join(prefix))) if prefix else CellOptions()
+        expanded = [self._expand(token) for token in prefix]  # a value may hold a quote: Bob's
+        options = parse_options(shlex.join(expanded)) if prefix else CellOptions()
         options.question = question
         return options
 

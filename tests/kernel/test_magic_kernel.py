@@ -315,6 +315,10 @@ def test_line_magic_question_follows_our_interpolation_and_raw(kernel, kernel_se
     assert (
         kernel_server.chat_requests()[-1].json["message"] == "search for X and {{x}} costs $price"
     )
+    kernel.run('sid = "Bob\'s session"')
+    kernel.run(f"%allm -w {slug} -m chat -s {{sid}} Who's there?")
+    asked = kernel_server.chat_requests()[-1].json
+    assert (asked["sessionId"], asked["message"]) == ("Bob's session", "Who's there?")
 
 
 def test_command_arguments_expand_variables(kernel, kernel_server) -> None:
