@@ -338,3 +338,18 @@ def test_a_failure_before_the_answer_still_updates_allm(kernel, kernel_server) -
     assert failed.status == "error"
     check = kernel.run("print(repr(_allm.text), _allm.error[:24])")
     assert check.text.strip() == "'' No workspace is chosen;"
+
+
+def test_cell_magic_bodies_and_strings_keep_their_allm_lines(
+    kernel, kernel_server, tmp_path
+) -> None:
+    body = "%allm What is RAG?\n  %allm -w x Why? \\\nWhat's {this}?"
+    target = tmp_path / "notes.md"
+    written = kernel.run(f"%%writefile {target}\n{body}\n")
+    assert written.status == "ok", written.error_text
+    assert target.read_text() == body + "\n"
+    asked = kernel.run(f"%%allm -w {kernel_server.slugs[0]} -m chat --raw\n{body}")
+    assert asked.status == "ok", asked.error_text
+    assert kernel_server.chat_requests()[-1].json["message"] == body
+    kept = kernel.run(f'notes = r"""\n{body}\n"""\nprint(repr(notes))')
+    assert kept.text.strip() == repr(f"\n{body}\n")
