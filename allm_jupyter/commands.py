@@ -314,7 +314,7 @@ def upload(context: Context, argument: str) -> Table:
         if isinstance(value, str) or is_dataframe(value):
             documents = [client.upload_text(slug, value, title=wanted)]
         elif value is None or isinstance(value, Path):
-            documents = client.upload(value or wanted, slug)
+            documents = client.upload(value or Path(wanted).expanduser(), slug)
         else:
             raise UploadError(
                 f"Cannot upload {wanted}: it holds a {type(value).__name__}; upload text, a pandas "

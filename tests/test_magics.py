@@ -6,6 +6,7 @@ import ast
 import shlex
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -213,3 +214,14 @@ def test_a_name_may_be_quoted_once(name: str) -> None:
     assert _unquoted(f'"{name}"') == _unquoted(f"'{name}'") == _unquoted(f"  '{name}' ") == name
     if not (len(name) >= 2 and name[0] == name[-1] and name[0] in "'\""):
         assert _unquoted(name) == name  # Students' or "quoted" inside stays
+
+
+def test_an_upload_path_may_have_spaces_quotes_and_a_tilde(
+    asking_shell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shell, server = asking_shell
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "Bob's notes.md").write_text("# Notes\n\nThe heron is called Packet.\n")
+    result = shell.run_cell(f'%allm use {server.slugs[0]}\n%allm upload "~/Bob\'s notes.md"')
+    assert result.success, result.error_in_exec
+    assert b'filename="Bob\'s notes.md"' in _last(server, "/document/upload").body
