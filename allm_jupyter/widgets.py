@@ -23,6 +23,7 @@ from .context import Context, current_context
 from .errors import AllmError, AuthenticationError, ConfigurationError
 from .models import Workspace
 from .options import MODES
+from .render import counted
 
 if TYPE_CHECKING:
     from .client import Client
@@ -145,7 +146,7 @@ class WorkspacePicker(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships n
         if not self._workspaces:
             detail = "there are no workspaces yet; create one in AnythingLLM, then press Refresh."
             return _status(_WARN, "connected", detail, where)
-        return _status(_OK, "connected", f"{len(self._workspaces)} workspaces", where)
+        return _status(_OK, "connected", counted(len(self._workspaces), "workspace"), where)
 
     # -- keeping the session and the controls in step ----------------------------------------
 

@@ -49,6 +49,11 @@ def canned(data: bytes, *, keep_open: bool = False) -> Canned:
     return Canned((data,), keep_open)
 
 
+HELD = Canned((), keep_open=True)
+"""Accept the request and never answer: the client waits until it is stopped (pair it with
+:meth:`HostileServer.wait_for_request`, which says when the request has arrived)."""
+
+
 STREAM_SLUG = "ws"
 STREAM_ROUTE = f"/api/v1/workspace/{STREAM_SLUG}/stream-chat"
 """Where the stream tests serve their raw responses."""
@@ -70,12 +75,20 @@ class RawRequest:
 
 
 class HostileServer:
-    """Serves ``routes`` (path -> :class:`Canned`) on 127.0.0.1, a free port; 404 elsewhere."""
+    """Serves ``routes`` (path -> :class:`Canned`) on 127.0.0.1, a free port; elsewhere
+    ``otherwise`` (default: 404)."""
 
     def __init__(
-        self, routes: Mapping[str, Canned] | None = None, *, tls: ssl.SSLContext | None = None
+        self,
+        routes: Mapping[str, Canned] | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        otherwise: Canned | None = None,
     ) -> None:
         self.routes: dict[str, Canned] = dict(routes or {})
+        self.otherwise = otherwise or canned(
+            http_response(404, b"Not Found", "text/plain", reason="Not Found")
+        )
         self._tls = tls
         self.requests: list[RawRequest] = []
         self.hangups = threading.Semaphore(0)
@@ -92,6 +105,11 @@ class HostileServer:
     def base_url(self) -> str:
         scheme = "https" if self._tls else "http"
         return f"{scheme}://127.0.0.1:{self._port}"
+
+    def wait_for_any_request(self, timeout: float = 60) -> bool:
+        """Whether any request arrived (now or within ``timeout`` seconds)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: bool(self.requests), timeout)
 
     def requested(self, path: str) -> bool:
         with self._lock:
@@ -156,9 +174,7 @@ class HostileServer:
             with self._arrived:
                 self.requests.append(request)
                 self._arrived.notify_all()
-            answer = self.routes.get(request.path) or canned(
-                http_response(404, b"Not Found", "text/plain", reason="Not Found")
-            )
+            answer = self.routes.get(request.path, self.otherwise)
             try:
                 for data in answer.writes:
                     connection.sendall(data)
