@@ -81,8 +81,10 @@ def test_every_error_that_names_the_server_names_it_exactly(url: str) -> None:
 
 SCHEMEY = st.lists(
     st.sampled_from(
-        list("ajdfhtpsvbielmox.+-:/ 1\"'(<")
-        + ["javascript", "data", "file", "vbscript", "http", "https", "://", "JavaScript"]
+        [
+            *"ajdfhtpsvbielmox.+-:/ 1\"'(<",
+            *("javascript", "data", "file", "vbscript", "http", "https", "://", "JavaScript"),
+        ]
     ),
     max_size=40,
 ).map("".join)
