@@ -20,6 +20,7 @@ import pytest
 import allm_jupyter
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(900)  # a hang guard only: building, and ~80 packages to install
 LOAD_AND_ASK_HELP = """
 import importlib.metadata, pathlib, sys
 import allm_jupyter
@@ -54,7 +55,6 @@ def run(*command: str | Path, cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-@pytest.mark.timeout(600)
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m build``: the sdist, then the wheel built from that sdist."""
     out = tmp_path_factory.mktemp("dist")
@@ -97,7 +97,6 @@ def test_the_version_is_written_once(dist: Path) -> None:
     assert re.search(r"^## Unreleased$", changelog, re.M)
 
 
-@pytest.mark.timeout(900)  # a hang guard only: pip installs the demo extra's ~80 packages
 def test_the_wheel_alone_loads_the_extension_and_runs_the_demo(dist: Path, tmp_path: Path) -> None:
     """A clean venv, no clone: ``%load_ext allm_jupyter`` works and the README's demo runs."""
     (wheel,) = dist.glob("*.whl")
