@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .attachments import is_dataframe
 from .attachments import resolve as resolve_reference
@@ -25,6 +25,9 @@ from .options import help_rows
 from .render import literal_markdown, markdown_table, plain_table
 from .secret import Secret
 from .settings import API_KEY_ENV
+
+if TYPE_CHECKING:
+    from .models import ServerInfo
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ def command(
     return register
 
 
+UNREADABLE = "?"
+"""A table cell whose server value is missing or does not convert (see ``models``)."""
+
+
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
@@ -161,7 +168,7 @@ def status(context: Context, _: str) -> Table:
     rows += [
         ("reachable", reachable),
         ("api key", key),
-        ("version", info.version or _unknown_version(info.build)),
+        ("version", info.version or _unknown_version(info)),
     ]
     if info.mode:
         rows.append(("server mode", info.mode))
@@ -171,9 +178,15 @@ def status(context: Context, _: str) -> Table:
     return Table("AnythingLLM status", ("", "state"), rows)
 
 
-def _unknown_version(build: str | None) -> str:
+def _unknown_version(info: ServerInfo) -> str:
     """The server reports no version outside Docker; its git commit, where it has one, helps."""
-    return f"unknown (build {build[:12]})" if build else "unknown (the server does not say)"
+    if not info.reachable:
+        return "unknown (the server cannot be reached)"
+    if not info.anythingllm:
+        return "unknown (not an AnythingLLM server)"
+    return (
+        f"unknown (build {info.build[:12]})" if info.build else "unknown (the server does not say)"
+    )
 
 
 @command("workspaces", "the server's workspaces")
@@ -235,8 +248,8 @@ def history(context: Context, argument: str) -> Table:
     rows = [
         (
             datetime.fromtimestamp(m.sent_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
-            if m.sent_at
-            else "",
+            if m.sent_at is not None
+            else UNREADABLE,
             m.role,
             _short(m.content),
         )
@@ -264,7 +277,8 @@ def search(context: Context, argument: str) -> Table:
     slug = context.workspace_or_fail(settings)
     results = context.client(settings).vector_search(slug, query)
     rows = [
-        (f"{r.score:.0%}" if r.score is not None else "", r.title, _short(r.text)) for r in results
+        (f"{r.score:.0%}" if r.score is not None else UNREADABLE, r.title, _short(r.text))
+        for r in results
     ]
     return Table(f"{len(results)} matches in {slug}", ("score", "source", "text"), rows)
 

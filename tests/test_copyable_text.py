@@ -8,9 +8,9 @@ which other front ends (VS Code, terminals) link even without ``//``.
 from __future__ import annotations
 
 import re
-import socket
 import string
 
+from hostile import closed_port_url
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -117,10 +117,7 @@ def test_the_known_hostile_line_is_neutralised_and_its_https_link_kept() -> None
 
 
 def test_a_server_that_is_down_is_named_by_a_url_that_works_when_copied() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://localhost:{port}"
+    url = closed_port_url()
     with Client(url, api_key="k", timeout=5) as client:
         info = client.server_info()
     assert not info.reachable
