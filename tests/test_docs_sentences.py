@@ -1,4 +1,6 @@
-"""Every message ``docs/troubleshooting.md`` quotes is the one the code says in that situation.
+"""Every message a doc page quotes is the one the code says in that situation.
+
+``docs/troubleshooting.md`` above all, and the labels and states the other pages quote.
 
 Each quote (an italic span on the page) is tied to a case that brings the situation about for real
 (a stand-in server, a hostile loopback server, a bad setting, a real kernel running the magic) and
@@ -42,20 +44,24 @@ from allm_jupyter.settings import Config
 from allm_jupyter.testing import StandInServer, scenarios
 from allm_jupyter.testing.scenarios import sse_bytes
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGE = DOCS / "troubleshooting.md"
+PAGES = (PAGE, DOCS / "magic.md", DOCS / "security.md", DOCS / "configuration.md")
 PLACEHOLDERS = (
     "URL", "N", "n", "NAME", "PATH", "TYPE", "STATUS", "REASON", "METHOD", "HOST", "DOC",
     "SLUG", "SECONDS", "QUERY", "SIZE",
 )  # fmt: skip
 NOT_OURS = {
     "Object `…` not found.": "IPython's own help-request message, not this package's",
+    "Settings > Developer API": "AnythingLLM's own menu",
+    "encodes": "emphasis, not a quote",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def page_quotes() -> list[str]:
+def page_quotes(page: Path = PAGE) -> list[str]:
     """The page's italic spans, each on one line."""
-    flat = re.sub(r"\s*\n\s*", " ", PAGE.read_text(encoding="utf-8"))
+    flat = re.sub(r"\s*\n\s*", " ", page.read_text(encoding="utf-8"))
     return re.findall(r"(?<![*\w])\*(?!\*)([^*]+?)\*(?!\*)", flat)
 
 
@@ -79,14 +85,15 @@ class Case:
     """Whether the quote is the whole message (else it is a part of it: a reason, a label)."""
 
 
-def the_quote(start: str) -> str:
-    found = [q for q in page_quotes() if q.startswith(start)]
+def the_quote(start: str, page: Path = PAGE) -> str:
+    quotes = page_quotes(page)
+    found = [start] if start in quotes else [q for q in quotes if q.startswith(start)]
     assert len(found) == 1, f"{start!r} starts {len(found)} quotes on the page"
     return found[0]
 
 
-def says(message: str, start: str, *, whole: bool = True) -> None:
-    quote = the_quote(start)
+def says(message: str, start: str, *, whole: bool = True, page: Path = PAGE) -> None:
+    quote = the_quote(start, page)
     regex = pattern(quote)
     matched = regex.fullmatch(message) if whole else regex.search(message)
     assert matched, f"the page says {quote!r}, the code says {message!r}"
@@ -350,6 +357,45 @@ def test_picker_status_lines(standin: StandInServer, hostile: HostileServer) -> 
     says(picker_line(context_for(hostile.base_url)).removeprefix("● "), "connected · …")
 
 
+def test_picker_controls(standin: StandInServer) -> None:
+    from allm_jupyter.widgets import WorkspacePicker
+
+    context = context_for(standin.base_url, key=standin.api_key)
+    picker = WorkspacePicker(context=context)
+    try:
+        says(picker._refresh_button.description, "Refresh", page=DOCS / "magic.md")
+        labels = [label for label, _ in picker._thread_list.options]
+        says(labels[-1], "new thread…", page=DOCS / "magic.md")
+    finally:
+        picker.close()
+        context.close()
+
+
+def test_the_key_is_named_only_as_set_or_unset(standin: StandInServer) -> None:
+    security = DOCS / "security.md"
+
+    def rows(key: str | None) -> tuple[str, str]:
+        context = context_for(standin.base_url, key=key)
+        try:
+            config = {row[0]: row[1] for row in allm.config(context, "").rows}
+            status = dict(allm.status(context, "").rows)
+            return config["api_key"], status["api key"]
+        finally:
+            context.close()
+
+    (with_key, valid), (wrong_key, rejected), (no_key, unset) = (
+        rows(standin.api_key),
+        rows("wrong-key"),
+        rows(None),
+    )
+    says(with_key, "set", page=security)
+    says(wrong_key, "set", page=security)
+    says(no_key, "unset", page=security)
+    says(valid, "valid", page=security)
+    says(rejected, "rejected (from …)", page=security)
+    says(unset, "unset — …", page=security)
+
+
 def test_picker_refuses_a_workspace_it_does_not_offer(standin: StandInServer) -> None:
     from allm_jupyter.widgets import WorkspacePicker
 
@@ -502,14 +548,15 @@ CHECKED_HERE = {
 }
 
 
-def test_every_quote_on_the_page_is_checked() -> None:
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_quote_on_the_page_is_checked(page: Path) -> None:
     """Each quote is named by a case in this file (by its start), or said to be someone else's."""
     unchecked = [
         quote
-        for quote in page_quotes()
+        for quote in page_quotes(page)
         if quote not in NOT_OURS
         and not any(
             quote.startswith(start) and len(start) >= min(len(quote), 8) for start in CHECKED_HERE
         )
     ]
-    assert not unchecked, f"quotes on {PAGE.name} that no test checks: {unchecked}"
+    assert not unchecked, f"quotes on {page.name} that no test checks: {unchecked}"
