@@ -98,6 +98,13 @@ def test_the_version_is_written_once(dist: Path) -> None:
     assert re.search(r"^## Unreleased$", changelog, re.M)
 
 
+def test_the_readme_installs_the_wheel_this_builds() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    wheel = f"dist/allm_jupyter-{allm_jupyter.__version__}-py3-none-any.whl[demo]"
+    command = f"python -m build && pip install '{wheel}' && python -m allm_jupyter.testing.demo"
+    assert f"```bash\n{command}\n```" in readme
+
+
 def test_the_wheel_alone_loads_the_extension_and_runs_the_demo(dist: Path, tmp_path: Path) -> None:
     """A clean venv, no clone: ``%load_ext allm_jupyter`` works and the README's demo runs."""
     (wheel,) = dist.glob("*.whl")
