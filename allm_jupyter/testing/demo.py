@@ -29,7 +29,7 @@ from .server import MODEL_SPEED, StandInServer
 
 _PACKAGED = Path(__file__).resolve().parent / "notebooks"
 NOTEBOOKS = _PACKAGED if _PACKAGED.is_dir() else _PACKAGED.parents[2] / "notebooks"
-"""The notebooks a wheel ships (``allm_jupyter.testing.notebooks``), else the source tree's."""
+"""The notebooks a wheel ships (in ``allm_jupyter/testing/notebooks/``), else the source tree's."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
