@@ -9,6 +9,7 @@ raw server, and through the commands the user runs: ``status``, ``workspaces``, 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,9 +169,14 @@ def test_every_table_shows_any_server_value(
         {"results": data.draw(st.lists(hit, max_size=4))},
     )
     serve(server, "/api/utils/metrics", data.draw(server_metrics))
-    for command in (allm.status, allm.workspaces, allm.threads, allm.history, allm.documents):
+    for command in (allm.status, allm.workspaces, allm.threads, allm.documents):
         shown(command(context, ""))
-    shown(allm.search(context, "what"))
+    history = allm.history(context, "")
+    shown(history)
+    assert all(re.fullmatch(r"\?|\d{4}-\d\d-\d\d \d\d:\d\d", str(r[0])) for r in history.rows)
+    search = allm.search(context, "what")
+    shown(search)
+    assert all(re.fullmatch(r"\?|-?\d{1,3}%", str(r[0])) for r in search.rows)
 
 
 @PROPERTIES
