@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .attachments import is_dataframe
 from .attachments import resolve as resolve_reference
@@ -27,6 +27,9 @@ from .question import interpolate
 from .render import counted, literal_markdown, markdown_table, plain_table
 from .secret import Secret
 from .settings import API_KEY_ENV
+
+if TYPE_CHECKING:
+    from .models import ServerInfo
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,10 @@ def command(
         return run
 
     return register
+
+
+UNREADABLE = "?"
+"""A table cell whose server value is missing or does not convert (see ``models``)."""
 
 
 def _unquoted(argument: str) -> str:
@@ -192,6 +199,8 @@ def _unknown_version(info: ServerInfo) -> str:
     """The server reports no version outside Docker; its git commit, where it has one, helps."""
     if not info.reachable:
         return "unknown (the server cannot be reached)"
+    if not info.anythingllm:
+        return "unknown (not an AnythingLLM server)"
     return (
         f"unknown (build {info.build[:12]})" if info.build else "unknown (the server does not say)"
     )
@@ -258,8 +267,8 @@ def history(context: Context, argument: str) -> Table:
     rows = [
         (
             datetime.fromtimestamp(m.sent_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
-            if m.sent_at
-            else "",
+            if m.sent_at is not None
+            else UNREADABLE,
             m.role,
             _short(m.content),
         )
@@ -289,7 +298,8 @@ def search(context: Context, argument: str) -> Table:
     slug = context.workspace_or_fail(settings)
     results = context.client(settings).vector_search(slug, query)
     rows = [
-        (f"{r.score:.0%}" if r.score is not None else "", r.title, _short(r.text)) for r in results
+        (f"{r.score:.0%}" if r.score is not None else UNREADABLE, r.title, _short(r.text))
+        for r in results
     ]
     return Table(
         f"{counted(len(results), 'match', 'matches')} in {slug}", ("score", "source", "text"), rows

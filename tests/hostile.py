@@ -216,3 +216,10 @@ class HostileServer:
                 break
             remaining -= len(chunk)
         return RawRequest(method, target.partition("?")[0], target, headers)
+
+
+def closed_port_url() -> str:
+    """``http://localhost:PORT`` where nothing listens (a port just freed on 127.0.0.1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://localhost:{probe.getsockname()[1]}"
