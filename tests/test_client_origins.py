@@ -26,12 +26,12 @@ def test_an_unreachable_url_names_the_argument() -> None:
     ):
         client.workspaces()
     assert f"Cannot reach the AnythingLLM server at {url}" in caught.value.message
-    assert "that Client's base_url points at it" in caught.value.message
+    assert "that the base_url argument points at it" in caught.value.message
     assert "ANYTHING_LLM" not in caught.value.message
 
 
 def test_a_malformed_url_names_the_argument() -> None:
-    with pytest.raises(ConfigurationError, match=r"set Client's base_url to e\.g\.") as caught:
+    with pytest.raises(ConfigurationError, match=r"set the base_url argument to e\.g\.") as caught:
         Client(base_url="ftp://x", api_key="k")
     assert "ANYTHING_LLM" not in caught.value.message
 
@@ -39,8 +39,8 @@ def test_a_malformed_url_names_the_argument() -> None:
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        ("wrong-key", "rejected the API key from Client's api_key"),
-        ("", "No API key is set for {url} in Client's api_key"),
+        ("wrong-key", "rejected the API key from the api_key argument"),
+        ("", "No API key is set for {url} in the api_key argument"),
     ],
 )
 def test_key_problems_name_the_argument(
@@ -62,4 +62,4 @@ def test_without_arguments_the_environment_is_named(
     monkeypatch.delenv("ANYTHING_LLM_API_KEY", raising=False)
     with Client() as client, pytest.raises(AuthenticationError) as caught:
         client.workspaces()
-    assert "set ANYTHING_LLM_API_KEY or run %allm login" in caught.value.message
+    assert "set ANYTHING_LLM_API_KEY or pass api_key" in caught.value.message

@@ -231,7 +231,7 @@ def test_a_redirect_is_not_followed_and_says_where_it_points() -> None:
         c.workspaces()
     assert str(caught.value) == (
         f"The server at {server.base_url} redirects to https://allm.example/api/v1/workspaces; "
-        "set Client's base_url to https://allm.example (redirects are not followed, so the "
+        "set the base_url argument to https://allm.example (redirects are not followed, so the "
         "API key goes nowhere else)."
     )
     assert len(server.requests) == 1  # nothing was sent to the target
@@ -251,7 +251,7 @@ def test_a_redirected_stream_names_the_target() -> None:
         HostileServer({route: canned(response)}) as server,
         Client(server.base_url + "/sub", api_key=KEY) as c,
         pytest.raises(
-            ConfigurationError, match=f"set Client's base_url to {server.base_url}/other "
+            ConfigurationError, match=f"set the base_url argument to {server.base_url}/other "
         ),
     ):
         c.chat("ws", "q", mode="chat")
