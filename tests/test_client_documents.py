@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pages import serving_page
@@ -26,8 +27,8 @@ PAGE = (
 
 
 @pytest.fixture
-def client(allm_server: StandInServer) -> Iterator[Client]:
-    with Client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
+def client(allm_server: StandInServer, make_client: Any) -> Iterator[Client]:
+    with make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
         yield c
 
 
