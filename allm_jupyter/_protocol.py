@@ -644,13 +644,18 @@ class ChatTurn:
         """Some byte of the answer arrived (after which a chat is never sent again)."""
 
     def feed(self, read: bytes) -> list[Event]:
+        """The events ``read`` completes, each folded into the reply already."""
         self.started = True
         try:
             messages = self._decoder.feed(read)
         except LineTooLong as exc:
+            self._events(exc.completed)  # kept in the reply the error carries
             raise too_large(
                 self._config, "an event line", "max_line_bytes", exc.cap, self.builder.reply
             ) from None
+        return self._events(messages)
+
+    def _events(self, messages: list[str]) -> list[Event]:
         events: list[Event] = []
         for message in messages:
             try:

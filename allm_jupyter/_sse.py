@@ -21,6 +21,8 @@ class LineTooLong(Exception):
     def __init__(self, cap: int) -> None:
         super().__init__(cap)
         self.cap = cap
+        self.completed: list[str] = []
+        """The events the same read completed before the line that is too long."""
 
 
 class EventDecoder:
@@ -82,8 +84,6 @@ class EventDecoder:
             self._held, self._held_size = [], 0
         else:
             text = (read if end == len(read) else read[:end]).decode("utf-8", "replace")
-        if end < len(read):
-            self._hold(read[end:])
         if self._first:
             self._first = False
             text = text.removeprefix(_BOM)
@@ -91,7 +91,14 @@ class EventDecoder:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
         lines.pop()  # the text ends with a line break: nothing follows the last one
-        return self._lines(lines)
+        found = self._lines(lines)
+        if end < len(read):
+            try:
+                self._hold(read[end:])
+            except LineTooLong as exc:
+                exc.completed = found
+                raise
+        return found
 
     def _hold(self, part: bytes) -> None:
         self._held.append(part)
