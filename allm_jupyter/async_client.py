@@ -20,6 +20,7 @@ import httpx
 
 from . import _protocol as core
 from ._protocol import Call, Op, ToWire
+from .client import upload_arguments
 from .config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -344,8 +345,11 @@ class AsyncClient(core.ClientBase):
         is the only proof. (The old order ``upload(path, slug)`` still works, with a
         ``DeprecationWarning``.)
         """
-        slug, file_path = core.upload_arguments(slug, path)
-        return await self._run(core.upload(self._config, slug, file_path, file_path.read_bytes()))
+        slug, file_path = upload_arguments(slug, path)
+        content = await asyncio.to_thread(
+            file_path.read_bytes
+        )  # a large file must not block the loop
+        return await self._run(core.upload(self._config, slug, file_path, content))
 
     async def upload_text(
         self, slug: str, content: str, *, title: str, description: str | None = None

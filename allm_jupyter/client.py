@@ -11,6 +11,7 @@ in no attribute, default header or traceback local.
 from __future__ import annotations
 
 import time
+import warnings
 import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from .config import (
     ClientConfig,
     Origin,
 )
-from .errors import AllmError
+from .errors import AllmError, UploadError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
@@ -336,7 +337,7 @@ class Client(core.ClientBase):
         is the only proof. (The old order ``upload(path, slug)`` still works, with a
         ``DeprecationWarning``.)
         """
-        slug, file_path = core.upload_arguments(slug, path)
+        slug, file_path = upload_arguments(slug, path)
         return self._run(core.upload(self._config, slug, file_path, file_path.read_bytes()))
 
     def upload_text(
@@ -418,3 +419,20 @@ class Client(core.ClientBase):
         for _ in stream:
             pass
         return stream.reply
+
+
+def upload_arguments(slug: str | Path, path: str | Path) -> tuple[str, Path]:
+    """``(slug, path)`` from ``upload(slug, path)``, or from the old ``upload(path, slug)`` with a
+    ``DeprecationWarning`` (a slug is never an existing file; a path to one always is)."""
+    if Path(slug).is_file() and not Path(path).is_file():
+        warnings.warn(
+            "upload(path, slug) is deprecated; call upload(slug, path), slug first as in every "
+            "other method.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        slug, path = path, slug
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise UploadError(f"There is no file at {file_path}.")
+    return str(slug), file_path

@@ -21,8 +21,8 @@ from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, valid
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
-from .context import Context
-from .errors import AllmError, ConfigurationError, ThreadNotFoundError
+from .context import Context, in_notebook_words
+from .errors import AllmError, ConfigurationError
 from .options import (
     MODES,
     AttachmentLimits,
@@ -399,18 +399,6 @@ class AllmMagics(Magics):
         return None
 
 
-_MAGIC_WORDS = (
-    ("or pass api_key, with a key", "or run %allm login with a key"),
-    ("pass a larger timeout", "raise the timeout (timeout=SECONDS)"),
-    ("pass the message to ask", "write it in the cell body"),
-    (
-        "pass that CA's PEM file as ca_bundle or point SSL_CERT_FILE at it",
-        "point SSL_CERT_FILE at that CA's PEM file",
-    ),
-)
-"""The library's advice (arguments) and what a notebook user does instead."""
-
-
 @contextmanager
 def for_the_cell() -> Iterator[None]:
     """An error a magic raises speaks the notebook's language (``%allm login``, ``timeout=``)
@@ -418,15 +406,7 @@ def for_the_cell() -> Iterator[None]:
     try:
         yield
     except AllmError as exc:
-        message = exc.message
-        for library, notebook in _MAGIC_WORDS:
-            message = message.replace(library, notebook)
-        if isinstance(exc, ThreadNotFoundError):
-            message = (
-                f"Workspace '{exc.workspace}' has no thread '{exc.thread}'; list them with "
-                "%allm threads."
-            )
-        exc.reword(message)
+        exc.reword(in_notebook_words(exc))
         exc.one_line = True
         raise
 
