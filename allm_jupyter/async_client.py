@@ -10,6 +10,7 @@ Use it in FastAPI, Streamlit or any asyncio app, or in a notebook cell with top-
 from __future__ import annotations
 
 import asyncio
+import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -22,19 +23,12 @@ from . import _protocol as core
 from ._protocol import Call, Op, ToWire
 from .client import upload_arguments
 from .config import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
     HISTORY_LIMIT,
-    ClientConfig,
-    Origin,
 )
 from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
-from .secret import Secret
 
 __all__ = ["AsyncChatStream", "AsyncClient"]
 
@@ -114,7 +108,7 @@ class AsyncChatStream:
         await self.aclose()
 
 
-class AsyncClient(core.ClientBase):
+class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """A synchronous AnythingLLM client.
 
     ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too) and ``api_key``
@@ -132,54 +126,10 @@ class AsyncClient(core.ClientBase):
     server points instead.
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | Secret | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        ca_bundle: str | Path | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        origin: Origin | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        config = ClientConfig.create(
-            base_url,
-            api_key,
-            timeout,
-            headers=headers,
-            max_retries=max_retries,
-            ca_bundle=ca_bundle,
-            origin=origin,
-            max_line_bytes=max_line_bytes,
-            max_body_bytes=max_body_bytes,
-        )
-        self._setup(config, http_client, transport)
-
-    @classmethod
-    def from_config(
-        cls, config: ClientConfig, *, http_client: httpx.AsyncClient | None = None
-    ) -> AsyncClient:
-        """A client with the settings of ``config`` (e.g. another client's ``.config``)."""
-        client = cls.__new__(cls)
-        client._setup(config, http_client, None)
-        return client
-
-    def _setup(
-        self,
-        config: ClientConfig,
-        http_client: httpx.AsyncClient | None,
-        transport: httpx.AsyncBaseTransport | None,
-    ) -> None:
-        self._setup_common(config)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            verify=core.http_verify(config), transport=transport
-        )
+    def _new_http(
+        self, *, verify: ssl.SSLContext | bool, transport: httpx.AsyncBaseTransport | None
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(verify=verify, transport=transport)
 
     async def aclose(self) -> None:
         """Close the connections (not those of an ``http_client`` you passed: you own it)."""
@@ -392,7 +342,8 @@ class AsyncClient(core.ClientBase):
         ``mode`` with them (new workspaces default to ``automatic``). ``timeout`` overrides the
         client's for this answer only.
         """
-        call, turn = self._chat_turn(
+        call, turn = core.chat_call(
+            self._config,
             slug,
             message,
             mode=mode,

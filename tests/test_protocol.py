@@ -119,6 +119,7 @@ def test_chat_calls_carry_what_was_asked(message: str, mode: str | None) -> None
     if not message.strip():
         with pytest.raises(ConfigurationError, match="question is empty"):
             core.chat_call(
+                CONFIG,
                 "ws",
                 message,
                 mode=mode,
@@ -129,7 +130,8 @@ def test_chat_calls_carry_what_was_asked(message: str, mode: str | None) -> None
                 timeout=None,
             )
         return
-    call, builder = core.chat_call(
+    call, turn = core.chat_call(
+        CONFIG,
         "ws",
         message,
         mode=mode,
@@ -141,7 +143,7 @@ def test_chat_calls_carry_what_was_asked(message: str, mode: str | None) -> None
     )
     assert call.path == "/v1/workspace/ws/thread/t/stream-chat" and call.repeatable
     assert call.json == {"message": message, "sessionId": "s"} | ({"mode": mode} if mode else {})
-    assert builder.thread == "t"
+    assert turn.builder.thread == "t" and call.timeout == CONFIG.timeout
 
 
 # -- mapping and diagnosis ----------------------------------------------------------------------
