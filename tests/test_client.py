@@ -357,7 +357,7 @@ def test_bad_urls_and_url_passwords(make_client, allm_server: StandInServer) -> 
     with make_client(f"http://ada:hunter2@{host}", api_key=allm_server.api_key) as c:
         assert c.base_url == f"http://ada:***@{host}"
         assert [w.slug for w in c.workspaces()] == allm_server.slugs
-        assert "hunter2" not in repr(c) + str(c.server_info())
+        assert "hunter2" not in repr(c) + repr(c.config) + str(c.server_info())
 
 
 def test_a_timeout_for_one_answer_only(client: Client, allm_server: StandInServer) -> None:

@@ -365,3 +365,15 @@ def test_errors_pickle_with_class_message_and_fields(message: str) -> None:
         assert type(copy) is type(error)
         assert (copy.message, str(copy), copy.args) == (error.message, str(error), error.args)
         assert vars(copy) == vars(error)
+
+
+@given(password=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=12, max_size=30))
+def test_a_configs_repr_shows_no_secret(password: str) -> None:
+    config = ClientConfig.create(
+        f"http://ada:{password}@host:1",
+        KEY + password,
+        headers={"Proxy-Authorization": "Basic " + password},
+    )
+    shown = repr(config)
+    assert password not in shown and KEY not in shown
+    assert "Proxy-Authorization" in shown and "ada:***@host" in shown
