@@ -284,6 +284,15 @@ def transport_failure(exc: httpx.TransportError, config: ClientConfig) -> AllmEr
     return ServerUnreachableError(config.base_url, reason, url_origin=config.origin.base_url)
 
 
+def read_failure(exc: httpx.HTTPError, config: ClientConfig) -> AllmError:
+    """A body that broke off or cannot be decoded (a bad ``Content-Encoding``)."""
+    if isinstance(exc, httpx.TransportError):
+        return transport_failure(exc, config)
+    return ServerError(
+        f"The server at {config.base_url} sent a body that cannot be read ({type(exc).__name__})."
+    )
+
+
 def _has_request(exc: httpx.TransportError) -> bool:
     try:
         exc.request  # noqa: B018 -- raises RuntimeError when httpx did not attach one
@@ -711,7 +720,7 @@ class ChatTurn:
                 break
         return events
 
-    def broken(self, exc: httpx.TransportError) -> AllmError:
+    def broken(self, exc: httpx.HTTPError) -> AllmError:
         """The error for a transport failure mid-answer, carrying the partial reply."""
         if isinstance(exc, httpx.TimeoutException):
             seconds = read_seconds(self.timeout)

@@ -75,7 +75,7 @@ class AsyncChatStream:
                     yield event
                 if turn.finished:
                     break
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             raise turn.broken(exc) from None
         except (KeyboardInterrupt, asyncio.CancelledError):
             turn.builder.interrupt()
@@ -179,8 +179,8 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             reader = core.BodyReader(self._config, response.headers.get("content-length"))
             async for read in response.aiter_bytes():
                 reader.add(read)
-        except httpx.TransportError as exc:
-            raise core.transport_failure(exc, self._config) from None
+        except httpx.HTTPError as exc:
+            raise core.read_failure(exc, self._config) from None
         finally:
             await response.aclose()
         return core.answer_of(response, reader.body(), self._config.api_key)

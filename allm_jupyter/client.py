@@ -72,7 +72,7 @@ class ChatStream:
                 yield from turn.feed(read)
                 if turn.finished:
                     break
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             raise turn.broken(exc) from None
         except KeyboardInterrupt:
             turn.builder.interrupt()
@@ -171,8 +171,8 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
             reader = core.BodyReader(self._config, response.headers.get("content-length"))
             for read in response.iter_bytes():
                 reader.add(read)
-        except httpx.TransportError as exc:
-            raise core.transport_failure(exc, self._config) from None
+        except httpx.HTTPError as exc:
+            raise core.read_failure(exc, self._config) from None
         finally:
             response.close()
         return core.answer_of(response, reader.body(), self._config.api_key)

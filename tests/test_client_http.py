@@ -315,3 +315,17 @@ def test_upload_takes_the_slug_first_and_the_old_order_warns(
             assert client.upload(slug, path)[0].title
         with pytest.warns(DeprecationWarning, match=r"call upload\(slug, path\)"):
             assert client.upload(path, slug)[0].title
+
+
+@given(garbage=st.binary(min_size=1, max_size=200))
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_body_that_cannot_be_decoded_is_a_server_error(
+    make_client: Callable[..., Any], server: HostileServer, garbage: bytes
+) -> None:
+    bad = http_response(200, b"\x00not gzip" + garbage, headers=[("Content-Encoding", "gzip")])
+    server.routes[WORKSPACES] = canned(bad)
+    with (
+        make_client(server.base_url, api_key=KEY) as client,
+        pytest.raises(ServerError, match=r"sent a body that cannot be read \(DecodingError\)"),
+    ):
+        client.workspaces()
