@@ -109,21 +109,9 @@ class AsyncChatStream:
 
 
 class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
-    """A synchronous AnythingLLM client.
-
-    ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too) and ``api_key``
-    default to ``ANYTHING_LLM_BASE_URL`` and ``ANYTHING_LLM_API_KEY``. ``timeout`` is seconds
-    without any byte before a request or an answer is given up (connecting gets at most 10 s of
-    it), or an ``httpx.Timeout``. ``headers`` go with every request. ``max_retries`` repeats a
-    request that failed to connect, met a 429 or 503 (waiting as ``Retry-After`` says), or for
-    reads and chats not yet answered a 502 or 504, with exponential backoff and jitter; a pause
-    the server asks for holds back all of this client's requests. ``max_line_bytes`` and
-    ``max_body_bytes`` cap one line of an answer's event stream and one plain response body.
-    TLS certificates are always verified: against ``ca_bundle`` (a PEM file) if given, else
-    ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's bundle. ``http_client`` is an
-    ``httpx.AsyncClient`` you own (proxies, certificates, transports): it is used as it is and not
-    closed. Redirects are never followed (the key would go along); the error names where the
-    server points instead.
+    """An asyncio AnythingLLM client: :class:`~allm_jupyter.client.Client`'s arguments, methods
+    and results, awaited (its docstring says what each argument does). ``http_client`` is an
+    ``httpx.AsyncClient`` you own; make the client inside the event loop that uses it.
     """
 
     def _new_http(
