@@ -665,6 +665,13 @@ class ClientBase(Generic[HttpT, TransportT]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout!r})"
 
+    def _resending(self, turn: ChatTurn, exc: httpx.TransportError) -> bool:
+        """Whether to ask again after ``exc`` broke the answer off; the wait joins the backoff."""
+        wait = turn.resend_wait(exc)
+        if wait is not None:
+            self._backoff.pause(wait)
+        return wait is not None
+
 
 def http_verify(config: ClientConfig) -> ssl.SSLContext | bool:
     """Certificates are always checked: against ``ca_bundle`` if given, else the defaults."""
@@ -689,6 +696,7 @@ class ChatTurn:
         """A finalize arrived: the end of the turn, even if the server keeps the body open."""
         self.started = False
         """Some byte of the answer arrived (after which a chat is never sent again)."""
+        self._resends = 0
 
     def feed(self, read: bytes) -> list[Event]:
         """The events ``read`` completes, each folded into the reply already."""
@@ -719,6 +727,17 @@ class ChatTurn:
                 self.finished = True
                 break
         return events
+
+    def resend_wait(self, exc: httpx.TransportError) -> float | None:
+        """Seconds to wait before asking again after the answer broke off before its first byte
+        (a proxy dropped it); ``None``: not again (a byte arrived, it went silent, or the
+        ``max_retries`` are spent)."""
+        if self.started or isinstance(exc, httpx.TimeoutException):
+            return None
+        if self._resends >= self._config.max_retries:
+            return None
+        self._resends += 1
+        return retry_delay(self._resends, None)
 
     def broken(self, exc: httpx.HTTPError) -> AllmError:
         """The error for a transport failure mid-answer, carrying the partial reply."""

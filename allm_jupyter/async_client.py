@@ -69,12 +69,19 @@ class AsyncChatStream:
         turn = self._turn
         response: httpx.Response | None = None
         try:
-            response = await self._client._open(self._call)
-            async for read in response.aiter_bytes():
-                for event in turn.feed(read):
-                    yield event
-                if turn.finished:
+            while True:  # again only if the answer broke off before its first byte
+                response = await self._client._open(self._call)
+                try:
+                    async for read in response.aiter_bytes():
+                        for event in turn.feed(read):
+                            yield event
+                        if turn.finished:
+                            break
                     break
+                except httpx.TransportError as exc:
+                    if not self._client._resending(turn, exc):
+                        raise
+                    await response.aclose()
         except httpx.HTTPError as exc:
             raise turn.broken(exc) from None
         except (KeyboardInterrupt, asyncio.CancelledError):

@@ -67,11 +67,18 @@ class ChatStream:
         turn = self._turn
         response: httpx.Response | None = None
         try:
-            response = self._client._open(self._call)
-            for read in response.iter_bytes():
-                yield from turn.feed(read)
-                if turn.finished:
+            while True:  # again only if the answer broke off before its first byte
+                response = self._client._open(self._call)
+                try:
+                    for read in response.iter_bytes():
+                        yield from turn.feed(read)
+                        if turn.finished:
+                            break
                     break
+                except httpx.TransportError as exc:
+                    if not self._client._resending(turn, exc):
+                        raise
+                    response.close()
         except httpx.HTTPError as exc:
             raise turn.broken(exc) from None
         except KeyboardInterrupt:
@@ -108,8 +115,9 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
     without any byte before a request or an answer is given up (connecting gets at most 10 s of
     it), or an ``httpx.Timeout``. ``headers`` go with every request. ``max_retries`` repeats a
     request that failed to connect, met a 429 or 503 (waiting as ``Retry-After`` says), or for
-    reads and chats not yet answered a 502 or 504, with exponential backoff and jitter; a pause
-    the server asks for holds back all of this client's requests. ``max_line_bytes`` and
+    reads and chats a 502 or 504, and a chat whose answer broke off before its first byte, with
+    exponential backoff and jitter (never a chat once a byte of its answer arrived); a pause the
+    server asks for holds back all of this client's requests. ``max_line_bytes`` and
     ``max_body_bytes`` cap one line of an answer's event stream and one plain response body.
     TLS certificates are always verified: against ``ca_bundle`` (a PEM file) if given, else
     ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's bundle. ``http_client`` is an
