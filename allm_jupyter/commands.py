@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .attachments import is_dataframe
+from .attachments import is_dataframe, table
 from .attachments import resolve as resolve_reference
+from .config import HISTORY_LIMIT
 from .context import Context
 from .errors import AllmError, AttachmentError, ConfigurationError, UploadError
 from .models import ServerInfo
@@ -252,7 +253,7 @@ def threads(context: Context, _: str) -> Table:
 @command("history [N]", "the last N exchanges of this notebook's conversation")
 def history(context: Context, argument: str) -> Table:
     try:
-        limit = int(argument.strip() or 10)
+        limit = int(argument.strip() or HISTORY_LIMIT)
         if limit < 1:
             raise ValueError(limit)
     except ValueError:
@@ -322,9 +323,11 @@ def upload(context: Context, argument: str) -> Table:
     else:
         value = _variable(context, wanted)
         if isinstance(value, str) or is_dataframe(value):
-            documents = [client.upload_text(slug, value, title=wanted)]
+            # The client takes text only: a DataFrame becomes CSV here, all its rows.
+            content = value if isinstance(value, str) else table(value, max_rows=len(value)).text
+            documents = [client.upload_text(slug, content, title=wanted)]
         elif value is None or isinstance(value, Path):
-            documents = client.upload(value or Path(wanted).expanduser(), slug)
+            documents = client.upload(slug, value or Path(wanted).expanduser())
         else:
             raise UploadError(
                 f"Cannot upload {wanted}: it holds a {type(value).__name__}; upload text, a pandas "
@@ -369,7 +372,8 @@ def _set_pin(context: Context, argument: str, *, pinned: bool) -> Message:
         raise ConfigurationError(f"Say which document: %allm {verb} DOC (see %allm documents).")
     settings = context.resolve()
     slug = context.workspace_or_fail(settings)
-    document = context.client(settings).pin(slug, wanted, pinned=pinned)
+    client = context.client(settings)
+    document = client.pin(slug, wanted) if pinned else client.unpin(slug, wanted)
     return Message(f"{verb.capitalize()}ned {document.title or document.filename} in {slug}.")
 
 

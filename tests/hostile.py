@@ -2,8 +2,9 @@
 
 The stand-in plays AnythingLLM's behaviour; this one plays a broken proxy or a malicious server.
 Each route answers with exact bytes (status line and headers included), written in the given
-separate writes, and may keep the connection open afterwards until the client hangs up. Every
-request is recorded, headers included, so tests can check what the client sent.
+separate writes, and may keep the connection open afterwards until the client hangs up; a route
+given a list answers its requests in that order, the last answer repeating. Every request is
+recorded, headers included, so tests can check what the client sent.
 """
 
 from __future__ import annotations
@@ -80,12 +81,12 @@ class HostileServer:
 
     def __init__(
         self,
-        routes: Mapping[str, Canned] | None = None,
+        routes: Mapping[str, Canned | list[Canned]] | None = None,
         *,
         tls: ssl.SSLContext | None = None,
         otherwise: Canned | None = None,
     ) -> None:
-        self.routes: dict[str, Canned] = dict(routes or {})
+        self.routes: dict[str, Canned | list[Canned]] = dict(routes or {})
         self.otherwise = otherwise or canned(
             http_response(404, b"Not Found", "text/plain", reason="Not Found")
         )
@@ -174,7 +175,7 @@ class HostileServer:
             with self._arrived:
                 self.requests.append(request)
                 self._arrived.notify_all()
-            answer = self.routes.get(request.path, self.otherwise)
+            answer = self._answer(request.path)
             try:
                 for data in answer.writes:
                     connection.sendall(data)
@@ -182,6 +183,18 @@ class HostileServer:
                     self._await_hangup(connection)
             except OSError:  # the client left early: fine, it may
                 return
+
+    def _answer(self, path: str) -> Canned:
+        with self._lock:
+            route = self.routes.get(path)
+            if isinstance(route, list):
+                return route.pop(0) if len(route) > 1 else route[0]
+        return route or self.otherwise
+
+    def count(self, path: str) -> int:
+        """How many requests for ``path`` arrived."""
+        with self._lock:
+            return sum(request.path == path for request in self.requests)
 
     def _await_hangup(self, connection: socket.socket) -> None:
         while self._readable(connection):
