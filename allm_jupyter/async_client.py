@@ -14,13 +14,12 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from . import _protocol as core
-from ._protocol import Call, Op, ToWire
-from .client import upload_arguments
+from ._protocol import Call, Op, ToWire, upload_arguments
 from .config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_LINE_BYTES,
@@ -35,6 +34,9 @@ from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
 from .secret import Secret
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 __all__ = ["AsyncChatStream", "AsyncClient"]
 
@@ -431,3 +433,37 @@ class AsyncClient(core.ClientBase):
             async for _ in stream:
                 pass
         return stream.reply
+
+    async def ask_many(
+        self,
+        workspace: str | Sequence[str] | None = None,
+        questions: Any = None,
+        *,
+        mode: str | Sequence[str | None] | None = None,
+        concurrency: int = 4,
+        progress: bool | None = None,
+        resume: Batch | None = None,
+        template: str | None = None,
+        session: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> Batch:
+        """Ask many questions, at most ``concurrency`` answers in flight, and return a :class:`Batch`.
+
+        ``questions``: a list of strings, a pandas/polars Series, or a DataFrame with a
+        ``template`` whose ``{column}`` fields are filled per row. ``workspace`` and ``mode`` may
+        each be a list: one answer per (question, workspace, mode). Each question is asked in
+        its own fresh session unless ``session`` names one. A failing question records its
+        error and the rest go on; ``resume=batch`` asks only what is pending or failed.
+        ``progress``: a bar in a notebook, a line on a terminal (``None``: where one shows;
+        ``False``: none).
+        Cancelling the task hangs up the answers in flight and re-raises; to keep the batch
+        whatever happens, make it first (``Batch.plan(...)``) and pass it as ``resume=``.
+        """
+        from . import batch as batches  # the batch engine loads with the first batch
+
+        planned = batches.prepared(
+            workspace, questions, mode=mode, template=template, session=session, resume=resume
+        )
+        return await batches.ask_many_async(
+            self, planned, concurrency=concurrency, progress=progress, timeout=timeout
+        )

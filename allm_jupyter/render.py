@@ -358,7 +358,7 @@ def _rate(tokens_per_second: float) -> str:
 
 
 def _footer_parts(metrics: Metrics) -> list[str]:
-    """Model, total tokens, speed and duration: only the parts the server reported."""
+    """Model, total tokens, speed, duration and cost: only the parts the server reported."""
     parts = [metrics.model] if metrics.model else []
     if metrics.total_tokens is not None:
         parts.append(f"{metrics.total_tokens} tokens")
@@ -366,7 +366,14 @@ def _footer_parts(metrics: Metrics) -> list[str]:
         parts.append(f"{_rate(metrics.output_tps)} tok/s")
     if metrics.duration is not None:
         parts.append(f"{metrics.duration:.2f} s")
+    if metrics.total_cost is not None:
+        parts.append(usd(metrics.total_cost))
     return parts
+
+
+def usd(amount: float) -> str:
+    """A cost in dollars: answers cost fractions of a cent, so small amounts keep 4 digits."""
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 
 def _ending(reply: Reply, final: bool, error_below: bool = False) -> tuple[str, str] | None:
