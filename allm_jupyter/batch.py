@@ -106,7 +106,8 @@ class Batch:
 
         ``questions`` is a list of strings, a pandas/polars Series, or a DataFrame with a
         ``template`` whose ``{column}`` fields are filled per row (braces that are not a field
-        stay as written); with a list or Series, ``{item}`` in a template is the element.
+        stay as written); with a list or Series, ``{item}`` in a template is the element (a
+        template without it is a question about each element, which follows it on its own line).
         ``namespace`` gives a template's other ``{name}`` references (the magic's notebook).
         Each row gets its own fresh session unless ``session`` names one to share.
         """
@@ -306,10 +307,7 @@ def question_texts(questions: Any, template: str | None, namespace: Mapping[str,
         items = list(questions)
         name = getattr(questions, "name", None) if _is_frame(questions, "Series") else None
         if template is not None:
-            texts = [
-                interpolate(template, {**namespace, "item": item, **_named(name, item)})
-                for item in items
-            ]
+            texts = [_about(template, item, name, namespace) for item in items]
         else:
             wrong = next(((i, q) for i, q in enumerate(items) if not isinstance(q, str)), None)
             if wrong is not None:
@@ -327,8 +325,15 @@ def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {str(column): value for column, value in row.items()}
 
 
-def _named(name: object, item: object) -> dict[str, Any]:
-    return {name: item} if isinstance(name, str) and name else {}
+def _about(template: str, item: object, name: object, namespace: Mapping[str, Any]) -> str:
+    """The template for one element: ``{item}`` (or ``{<the Series' name>}``) is the element;
+    a template naming neither is a question about it, and the element follows on its own line."""
+    marker = f"\0{uuid.uuid4().hex}\0"
+    names = ["item", *([name] if isinstance(name, str) and name else [])]
+    marked = interpolate(template, {**namespace, **dict.fromkeys(names, marker)})
+    if marker not in marked:
+        return f"{interpolate(template, dict(namespace)).rstrip()}\n\n{item}"
+    return interpolate(template, {**namespace, **dict.fromkeys(names, item)})
 
 
 def _choices(value: str | Sequence[str], what: str) -> list[str]:
