@@ -16,13 +16,12 @@ import html
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ._loop import shared_loop
 from ._progress import Counts, Progress, make_progress
-from .async_client import AsyncClient
 from .errors import AllmError, ConfigurationError
 from .question import interpolate
 from .reply import Reply
@@ -30,7 +29,7 @@ from .reply import Reply
 if TYPE_CHECKING:
     import httpx
 
-    from .config import ClientConfig
+    from .async_client import AsyncClient
 
 __all__ = ["Batch", "BatchRow"]
 
@@ -488,20 +487,21 @@ async def ask_many_async(
 
 
 def ask_many_blocking(
-    config: ClientConfig,
+    connect: Callable[[], AsyncClient],
     batch: Batch,
     *,
     concurrency: int,
     progress: bool | None,
     timeout: float | httpx.Timeout | None,
 ) -> Batch:
-    """``Client.ask_many``: fill ``batch`` on the private loop thread with an ``AsyncClient``
-    of the same settings. A stop (KeyboardInterrupt) returns the batch as it stands."""
+    """``Client.ask_many``: fill ``batch`` on the private loop thread with the ``AsyncClient``
+    ``connect`` makes there (one of the same settings), closed after. A stop
+    (KeyboardInterrupt) returns the batch as it stands."""
     workers = checked_concurrency(concurrency)
     shown = progress_for(progress, len(batch.rows))
 
     async def run() -> Batch:
-        async with AsyncClient.from_config(config) as client:
+        async with connect() as client:
             return await fill(batch, client, concurrency=workers, progress=shown, timeout=timeout)
 
     try:

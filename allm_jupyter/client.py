@@ -452,6 +452,13 @@ class Client(core.ClientBase):
         planned = batches.prepared(
             workspace, questions, mode=mode, template=template, session=session, resume=resume
         )
+        from .async_client import AsyncClient  # the batch engine is asynchronous
+
+        config = self._config
         return batches.ask_many_blocking(
-            self._config, planned, concurrency=concurrency, progress=progress, timeout=timeout
+            lambda: AsyncClient.from_config(config),
+            planned,
+            concurrency=concurrency,
+            progress=progress,
+            timeout=timeout,
         )

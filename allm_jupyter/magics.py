@@ -343,8 +343,10 @@ class AllmMagics(Magics):
         namespace["_allm"] = batch
         if options.out:
             namespace[options.out] = batch
+        from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
+
         batches.ask_many_blocking(
-            client.config,
+            lambda: AsyncClient.from_config(client.config),
             batch,
             concurrency=options.concurrency or batches.DEFAULT_CONCURRENCY,
             progress=None,
