@@ -4,11 +4,14 @@ and its resume, concurrency; the questions, the table and the progress line with
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +24,7 @@ from allm_jupyter import AsyncClient, Batch, Client, ConfigurationError, Reply
 from allm_jupyter._progress import Counts, LineProgress, progress_line
 from allm_jupyter.batch import COLUMNS, question_texts
 from allm_jupyter.models import Metrics, Source
+from allm_jupyter.options import parse_options
 from allm_jupyter.testing import Prices, StandInServer, scenarios
 
 
@@ -282,3 +286,39 @@ def test_the_terminal_line_is_rewritten_in_place() -> None:
     line.show(Counts(2, 0, 0, 2, 0, 0.0))
     line.close(Counts(2, 2, 0, 0, 2, 60.0))
     assert out.getvalue() == "\r0/2 done · 2 in flight\r2/2 done · 2.0 answers/min\n"
+
+
+# -- the docs ---------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_the_python_api_section_shows_the_signature_and_the_columns() -> None:
+    page = (DOCS / "python-api.md").read_text(encoding="utf-8")
+    section = page[page.index("## Many questions at once") :]
+    signature = inspect.signature(Client.ask_many)
+    assert signature == inspect.signature(AsyncClient.ask_many)
+    shown = re.search(r"`ask_many\((.*?)\)` is on both clients", section, re.S)
+    assert shown
+    parameters = list(signature.parameters.values())[1:]
+    assert " ".join(shown.group(1).split()) == ", ".join(
+        [p.name for p in parameters[:2]]
+        + ["*"]
+        + [f"{p.name}={p.default!r}" for p in parameters[2:]]
+    )
+    columns = re.search(r"with the columns (.*?)\. In a notebook", section, re.S)
+    assert columns
+    assert re.findall(r"`(\w+)`", columns.group(1)) == list(COLUMNS)
+
+
+def test_the_magic_page_names_the_options_it_explains() -> None:
+    page = (DOCS / "magic.md").read_text(encoding="utf-8")
+    section = page[page.index("## `%%allm over=`") : page.index("## `%allm`: commands")]
+    for option in ("over=", "concurrency=", "resume=", "out=", "session="):
+        assert option in section
+    assert (
+        parse_options(
+            "over=contracts workspace=legal,legal-v2 mode=chat,query concurrency=4 out=results"
+        ).over
+        == "contracts"
+    )
