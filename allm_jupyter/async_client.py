@@ -447,17 +447,10 @@ class AsyncClient(core.ClientBase):
         session: str | None = None,
         timeout: float | httpx.Timeout | None = None,
     ) -> Batch:
-        """Ask many questions, at most ``concurrency`` answers in flight, and return a :class:`Batch`.
-
-        ``questions``: a list of strings, a pandas/polars Series, or a DataFrame with a
-        ``template`` whose ``{column}`` fields are filled per row. ``workspace`` and ``mode`` may
-        each be a list: one answer per (question, workspace, mode). Each question is asked in
-        its own fresh session unless ``session`` names one. A failing question records its
-        error and the rest go on; ``resume=batch`` asks only what is pending or failed.
-        ``progress``: a bar in a notebook, a line on a terminal (``None``: where one shows;
-        ``False``: none).
-        Cancelling the task hangs up the answers in flight and re-raises; to keep the batch
-        whatever happens, make it first (``Batch.plan(...)``) and pass it as ``resume=``.
+        """:meth:`Client.ask_many <allm_jupyter.client.Client.ask_many>` on this loop: the same
+        arguments and :class:`Batch`. Cancelling the task hangs up the answers in flight and
+        re-raises; to keep the batch whatever happens, make it first (``Batch.plan(...)``) and
+        pass it as ``resume=``.
         """
         from . import batch as batches  # the batch engine loads with the first batch
 
