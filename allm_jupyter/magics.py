@@ -345,19 +345,22 @@ class AllmMagics(Magics):
             namespace[options.out] = batch
         from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
 
-        batches.ask_many_blocking(
-            lambda: AsyncClient.from_config(client.config),
-            batch,
-            concurrency=options.concurrency or batches.DEFAULT_CONCURRENCY,
-            progress=None,
-            timeout=settings.timeout.value,
-        )
-        if self._rich:
-            from IPython.display import display  # only with a front end: load speed
+        try:
+            batches.ask_many_blocking(
+                lambda: AsyncClient.from_config(client.config),
+                batch,
+                concurrency=options.concurrency or batches.DEFAULT_CONCURRENCY,
+                progress=None,
+                timeout=settings.timeout.value,
+            )
+            if self._rich:
+                from IPython.display import display  # only with a front end: load speed
 
-            display(batch)  # type: ignore[no-untyped-call]
-        else:
-            print(batch.summary())
+                display(batch)  # type: ignore[no-untyped-call]
+            else:
+                print(batch.summary())
+        except KeyboardInterrupt:  # a stop outside the batch's own wait (drawing the table)
+            batch.stopped = True
         if batch.stopped:
             kept = "_allm" + (f" and {options.out}" if options.out else "")
             raise Interrupted(

@@ -239,9 +239,9 @@ def _many_questions(options: CellOptions, values: dict[str, str]) -> None:
     many = options.over is not None or options.resume is not None
     if "concurrency" in values:
         text = values["concurrency"].strip()
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdecimal() or int(text) < 1:
             raise ConfigurationError(
-                f"concurrency must be a whole number of at least 1, not '{values['concurrency']}'."
+                f"concurrency must be a whole number of at least 1, not {values['concurrency']!r}."
             )
         options.concurrency = int(text)
     workspaces = tuple(w.strip() for w in (options.workspace or "").split(",") if w.strip())

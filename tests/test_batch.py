@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import io
 import re
+import shlex
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -322,3 +323,19 @@ def test_the_magic_page_names_the_options_it_explains() -> None:
         ).over
         == "contracts"
     )
+
+
+def test_a_shared_session_is_one_conversation(server: StandInServer) -> None:
+    ask_many("sync", server, "research", ["one", "two"], session="notes", progress=False)
+    assert {r.json["sessionId"] for r in server.chat_requests()} == {"notes"}
+
+
+@given(value=st.text(max_size=8))
+def test_concurrency_on_the_cell_line_is_a_whole_number_or_one_sentence(value: str) -> None:
+    line = f"over=qs concurrency={shlex.quote(value)}"
+    try:
+        options = parse_options(line)
+    except ConfigurationError as error:
+        assert str(error).count(".") >= 1 and "\n" not in str(error)
+        return
+    assert options.concurrency == int(value.strip()) >= 1
