@@ -237,6 +237,13 @@ def _many_questions(options: CellOptions, values: dict[str, str]) -> None:
             raise ConfigurationError(f"{name}= needs a Python variable name, not '{values[name]}'.")
         setattr(options, name, values.get(name) or None)
     many = options.over is not None or options.resume is not None
+    alone = [name for name in ("thread", "attach") if values.get(name)]
+    alone += [name for name in ("reset", "explain") if getattr(options, name)]
+    if many and alone:
+        raise ConfigurationError(
+            f"{alone[0]} does not go with over= or resume=: each question of a batch is asked "
+            "alone, in its own session (or the one session= names)."
+        )
     if "concurrency" in values:
         text = values["concurrency"].strip()
         if not text.isdecimal() or int(text) < 1:

@@ -339,3 +339,24 @@ def test_concurrency_on_the_cell_line_is_a_whole_number_or_one_sentence(value: s
         assert str(error).count(".") >= 1 and "\n" not in str(error)
         return
     assert options.concurrency == int(value.strip()) >= 1
+
+
+@given(
+    questions=st.lists(st.text(min_size=1, max_size=60).filter(str.strip), min_size=1, max_size=6)
+)
+@settings(max_examples=15)
+def test_generated_questions_arrive_as_written(questions: list[str]) -> None:
+    with StandInServer(speed=0) as server:
+        batch = ask_many("sync", server, "research", questions, mode="chat", progress=False)
+        assert sorted(r.json["message"] for r in server.chat_requests()) == sorted(
+            q.strip() for q in questions
+        )
+        assert batch.failed == 0
+
+
+@pytest.mark.parametrize(
+    "line", ["over=q thread=t", "over=q attach=df", "over=q reset", "resume=b explain"]
+)
+def test_what_a_batch_cannot_do_is_one_sentence(line: str) -> None:
+    with pytest.raises(ConfigurationError, match="does not go with over= or resume="):
+        parse_options(line)
