@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from . import attachments, events
     from .async_client import AsyncChatStream, AsyncClient
+    from .batch import Batch
     from .client import ChatStream, Client
     from .config import ClientConfig
     from .events import Event
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AsyncClient": "async_client",
     "AsyncChatStream": "async_client",
+    "Batch": "batch",
     "Client": "client",
     "ChatStream": "client",
     "ClientConfig": "config",
@@ -108,6 +110,7 @@ __all__ = [
     "AsyncClient",
     "AttachmentError",
     "AuthenticationError",
+    "Batch",
     "ChatAbortedError",
     "ChatStream",
     "Client",

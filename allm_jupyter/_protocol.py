@@ -1115,3 +1115,20 @@ def _oldest_first(messages: list[HistoryMessage]) -> list[HistoryMessage]:
         else:
             pairs[-1].append(message)
     return [m for pair in reversed(pairs) for m in pair]
+
+
+def upload_arguments(slug: str | Path, path: str | Path) -> tuple[str, Path]:
+    """``(slug, path)`` from ``upload(slug, path)``, or from the old ``upload(path, slug)`` with a
+    ``DeprecationWarning`` (a slug is never a ``Path`` nor an existing file; a path to upload is)."""
+    if isinstance(slug, Path) or (Path(slug).is_file() and not Path(path).is_file()):
+        warnings.warn(
+            "upload(path, slug) is deprecated; call upload(slug, path), slug first as in every "
+            "other method.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        slug, path = path, slug
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise UploadError(f"There is no file at {file_path}.")
+    return str(slug), file_path

@@ -15,13 +15,12 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from . import _protocol as core
-from ._protocol import Call, Op, ToWire
-from .client import upload_arguments
+from ._protocol import Call, Op, ToWire, upload_arguments
 from .config import (
     HISTORY_LIMIT,
 )
@@ -29,6 +28,9 @@ from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 __all__ = ["AsyncChatStream", "AsyncClient"]
 
@@ -377,3 +379,30 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             async for _ in stream:
                 pass
         return stream.reply
+
+    async def ask_many(
+        self,
+        workspace: str | Sequence[str] | None = None,
+        questions: Any = None,
+        *,
+        mode: str | Sequence[str | None] | None = None,
+        concurrency: int = 4,
+        progress: bool | None = None,
+        resume: Batch | None = None,
+        template: str | None = None,
+        session: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> Batch:
+        """:meth:`Client.ask_many <allm_jupyter.client.Client.ask_many>` on this loop: the same
+        arguments and :class:`Batch`. Cancelling the task hangs up the answers in flight and
+        re-raises; to keep the batch whatever happens, make it first (``Batch.plan(...)``) and
+        pass it as ``resume=``.
+        """
+        from . import batch as batches  # the batch engine loads with the first batch
+
+        planned = batches.prepared(
+            workspace, questions, mode=mode, template=template, session=session, resume=resume
+        )
+        return await batches.ask_many_async(
+            self, planned, concurrency=concurrency, progress=progress, timeout=timeout
+        )

@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import ssl
 import time
-import warnings
 import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from . import _protocol as core
-from ._protocol import Call, Op, PlainHttpWarning, ToWire
+from ._protocol import Call, Op, PlainHttpWarning, ToWire, upload_arguments
 from .config import (
     HISTORY_LIMIT,
 )
-from .errors import AllmError, UploadError
+from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 __all__ = ["ChatStream", "Client", "PlainHttpWarning"]
 
@@ -379,19 +381,43 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
             pass
         return stream.reply
 
+    def ask_many(
+        self,
+        workspace: str | Sequence[str] | None = None,
+        questions: Any = None,
+        *,
+        mode: str | Sequence[str | None] | None = None,
+        concurrency: int = 4,
+        progress: bool | None = None,
+        resume: Batch | None = None,
+        template: str | None = None,
+        session: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> Batch:
+        """Ask many questions, at most ``concurrency`` answers in flight, and return a :class:`Batch`.
 
-def upload_arguments(slug: str | Path, path: str | Path) -> tuple[str, Path]:
-    """``(slug, path)`` from ``upload(slug, path)``, or from the old ``upload(path, slug)`` with a
-    ``DeprecationWarning`` (a slug is never a ``Path`` nor an existing file; a path to upload is)."""
-    if isinstance(slug, Path) or (Path(slug).is_file() and not Path(path).is_file()):
-        warnings.warn(
-            "upload(path, slug) is deprecated; call upload(slug, path), slug first as in every "
-            "other method.",
-            DeprecationWarning,
-            stacklevel=3,
+        ``questions``: a list of strings, a pandas/polars Series, or a DataFrame with a
+        ``template`` whose ``{column}`` fields are filled per row. ``workspace`` and ``mode`` may
+        each be a list: one answer per (question, workspace, mode). Each question is asked in
+        its own fresh session unless ``session`` names one. A failing question records its
+        error and the rest go on; ``resume=batch`` asks only what is pending or failed.
+        ``progress``: a bar in a notebook, a line on a terminal (``None``: where one shows;
+        ``False``: none).
+        A stop (KeyboardInterrupt) hangs up the answers in flight and returns the batch as it
+        stands: finished rows kept, the rest pending.
+        """
+        from . import batch as batches  # the batch engine loads with the first batch
+
+        planned = batches.prepared(
+            workspace, questions, mode=mode, template=template, session=session, resume=resume
         )
-        slug, path = path, slug
-    file_path = Path(path)
-    if not file_path.is_file():
-        raise UploadError(f"There is no file at {file_path}.")
-    return str(slug), file_path
+        from .async_client import AsyncClient  # the batch engine is asynchronous
+
+        config = self._config
+        return batches.ask_many_blocking(
+            lambda: AsyncClient.from_config(config),
+            planned,
+            concurrency=concurrency,
+            progress=progress,
+            timeout=timeout,
+        )

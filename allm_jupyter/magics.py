@@ -194,7 +194,10 @@ class AllmMagics(Magics):
                 f"Unexpected '{options.question.split()[0]}' on the %%allm line: options are name=value "
                 f"or short flags ({option_table.VALID}); the question goes in the cell body."
             )
-        self._ask(options, cell)
+        if options.over or options.resume:
+            self._ask_many(options, cell)
+        else:
+            self._ask(options, cell)
 
     allm.__doc__ = option_table.docstring()
 
@@ -337,6 +340,64 @@ class AllmMagics(Magics):
             stream.close()
             if view is not None:
                 view.close(reply, error_below=failed)
+
+    def _ask_many(self, options: CellOptions, body: str) -> None:
+        """``over=``/``resume=``: every question through the batch engine, a progress bar, then
+        the table; ``_allm`` (and ``out=``) hold the ``Batch``, also after a stop."""
+        from . import batch as batches  # the batch engine loads with the first over=: load speed
+
+        namespace = self.context.namespace
+        settings = self.context.resolve(options)
+        client = self.context.client(settings)
+        questions = self._variable(options.over, "over") if options.over else None
+        resume = self._variable(options.resume, "resume") if options.resume else None
+        workspaces: list[str] = []
+        if questions is not None:
+            wanted = options.workspaces or (self.context.workspace_or_fail(settings),)
+            workspaces = [w if _SLUG.match(w) else client.find_workspace(w).slug for w in wanted]
+        batch = batches.prepared(
+            workspaces or None,
+            questions,
+            mode=list(options.modes) or settings.mode.value,
+            template=body.strip() or None,
+            session=options.session,
+            resume=resume,
+            namespace={} if options.raw else namespace,
+        )
+        namespace["_allm"] = batch
+        if options.out:
+            namespace[options.out] = batch
+        from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
+
+        try:
+            batches.ask_many_blocking(
+                lambda: AsyncClient.from_config(client.config),
+                batch,
+                concurrency=options.concurrency or batches.DEFAULT_CONCURRENCY,
+                progress=None,
+                timeout=settings.timeout.value,
+            )
+            if self._rich:
+                from IPython.display import display  # only with a front end: load speed
+
+                display(batch)  # type: ignore[no-untyped-call]
+            else:
+                print(batch.summary())
+        except KeyboardInterrupt:  # a stop outside the batch's own wait (drawing the table)
+            batch.stopped = True
+        if batch.stopped:
+            kept = "_allm" + (f" and {options.out}" if options.out else "")
+            raise Interrupted(
+                f"stopped; {batch.done} done, {batch.failed} failed, {batch.pending} pending, in "
+                f"{kept}; run the cell again with resume={options.out or '_allm'} to ask the rest."
+            )
+
+    def _variable(self, name: str, option: str) -> Any:
+        if name not in self.context.namespace:
+            raise ConfigurationError(
+                f"{option}={name}: there is no variable {name} in the notebook."
+            )
+        return self.context.namespace[name]
 
     def _keep(self, reply: Reply, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too); ``out=NAME`` binds it too."""

@@ -85,6 +85,9 @@ class Metrics:
     output_tps: float | None = None
     duration: float | None = None
     timestamp: str | None = None
+    input_cost: float | None = None
+    """USD for the prompt: AnythingLLM after 1.16.0 reports costs when it knows the price."""
+    output_cost: float | None = None
     total_cost: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -102,6 +105,8 @@ class Metrics:
             output_tps=measure(data.get("outputTps")),
             duration=measure(data.get("duration")),
             timestamp=nonempty(data.get("timestamp")),
+            input_cost=measure(data.get("inputCost")),
+            output_cost=measure(data.get("outputCost")),
             total_cost=measure(data.get("totalCost")),
             raw=data,
         )

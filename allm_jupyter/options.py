@@ -91,6 +91,27 @@ OPTIONS = (
         "ask about the last cell that failed: its source and traceback go with the question "
         "(the cell body, if any, is your own question; one-line: `%allm explain`)",
     ),
+    Option(
+        "over",
+        None,
+        "NAME",
+        "ask many questions: the variable `NAME` is a list or Series of questions, or a DataFrame "
+        "whose `{column}` fields the cell body fills per row (`{item}` is a list's element); "
+        "`workspace=a,b` and `mode=chat,query` ask each question in each; shows a progress bar, "
+        "then the table; `out=` and `_allm` hold the `Batch`",
+    ),
+    Option(
+        "concurrency",
+        None,
+        "N",
+        "with `over=`: answers in flight at once (default 4)",
+    ),
+    Option(
+        "resume",
+        None,
+        "NAME",
+        "ask the pending and failed questions of the `Batch` in `NAME` (after a stop or errors)",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _BY_SHORT = {option.short: option for option in OPTIONS if option.short}
@@ -126,6 +147,15 @@ class CellOptions:
     explain: bool = False
     question: str = ""
     """What follows the options, exactly as typed: a one-line question (``%allm -w ws What's X?``)."""
+    over: str | None = None
+    """The variable holding many questions (``over=NAME``)."""
+    concurrency: int | None = None
+    resume: str | None = None
+    """The variable holding a ``Batch`` to finish."""
+    workspaces: tuple[str, ...] = ()
+    """``workspace=a,b`` with ``over=``: each question is asked in each (``workspace`` is ``a``)."""
+    modes: tuple[str, ...] = ()
+    """``mode=chat,query`` with ``over=``: each question is asked in each."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +216,7 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
     for flag in flags:
         setattr(options, flag, True)
     options.question = rest
-    if values.get("mode"):
+    if values.get("mode") and "," not in values["mode"]:
         options.mode = check_mode(values["mode"])
     if values.get("timeout"):
         options.timeout = parse_timeout(values["timeout"])
@@ -197,7 +227,46 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
     options.attach = tuple(
         name.strip() for name in values.get("attach", "").split(",") if name.strip()
     )
+    _many_questions(options, values)
     return options
+
+
+def _many_questions(options: CellOptions, values: dict[str, str]) -> None:
+    """``over=``, ``resume=``, ``concurrency=`` and the grid's lists (which need one of the two)."""
+    for name in ("over", "resume"):
+        if name in values and not _IDENTIFIER.match(values[name]):
+            raise ConfigurationError(f"{name}= needs a Python variable name, not '{values[name]}'.")
+        setattr(options, name, values.get(name) or None)
+    many = options.over is not None or options.resume is not None
+    alone = [name for name in ("thread", "attach") if values.get(name)]
+    alone += [name for name in ("reset", "explain") if getattr(options, name)]
+    if many and alone:
+        raise ConfigurationError(
+            f"{alone[0]} does not go with over= or resume=: each question of a batch is asked "
+            "alone, in its own session (or the one session= names)."
+        )
+    if "concurrency" in values:
+        text = values["concurrency"].strip()
+        if not text.isdecimal() or int(text) < 1:
+            raise ConfigurationError(
+                f"concurrency must be a whole number of at least 1, not {values['concurrency']!r}."
+            )
+        options.concurrency = int(text)
+    workspaces = tuple(w.strip() for w in (options.workspace or "").split(",") if w.strip())
+    modes = tuple(check_mode(m) for m in values.get("mode", "").split(",") if m.strip())
+    for name, listed in (("workspace", workspaces), ("mode", modes)):
+        if len(listed) > 1 and not many:
+            raise ConfigurationError(
+                f"{name}={values[name]} asks each question in each {name}: it needs over=NAME "
+                "(a list, Series or DataFrame of questions)."
+            )
+    if options.concurrency is not None and not many:
+        raise ConfigurationError("concurrency= is for many questions: it needs over=NAME.")
+    if len(workspaces) > 1:
+        options.workspaces, options.workspace = workspaces, workspaces[0]
+    if modes:
+        options.mode = modes[0]
+        options.modes = modes if len(modes) > 1 else ()
 
 
 def split_question(line: str) -> tuple[list[str], str]:

@@ -378,7 +378,14 @@ def _footer_parts(reply: Reply) -> list[str]:
         parts.append(f"{_rate(metrics.output_tps)} tok/s")
     if metrics.duration is not None:
         parts.append(f"{metrics.duration:.2f} s")
+    if metrics.total_cost is not None:
+        parts.append(usd(metrics.total_cost))
     return parts
+
+
+def usd(amount: float) -> str:
+    """A cost in dollars: answers cost fractions of a cent, so small amounts keep 4 digits."""
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 
 def _ending(reply: Reply, final: bool, error_below: bool = False) -> tuple[str, str] | None:

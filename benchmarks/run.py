@@ -32,6 +32,7 @@ from typing import Any
 
 from jupyter_client.manager import KernelManager
 
+from allm_jupyter import Client
 from allm_jupyter.testing import Scenario, StandInServer, scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -621,6 +622,91 @@ def memory(server: StandInServer, runs: int) -> Section:
     return section
 
 
+# --- many questions (ask_many) --------------------------------------------------------------------
+
+BATCH_QUESTIONS = 64
+BATCH_DELAY = 0.5
+BATCH_MEMORY_QUESTIONS = 1_000
+BATCH_KEPT = """
+import gc, pickle
+from allm_jupyter import Client
+_bench_client = Client()
+def _bench_batch(count):
+    gc.collect()
+    before = _bench_memory("VmRSS:")
+    batch = _bench_client.ask_many(_bench_slug, [f"question {i}" for i in range(count)], concurrency=8, progress=False)
+    gc.collect()
+    kept = len(pickle.dumps(batch.replies))
+    return batch, _bench_memory("VmRSS:") - before, kept
+"""
+
+
+def batches(runs: int) -> Section:
+    """``Client.ask_many`` against a stand-in that takes 0.5 s per answer; kernel RSS for 1,000."""
+    section = Section(
+        "Many questions (ask_many)",
+        f"{BATCH_QUESTIONS} questions against a stand-in that holds each answer {BATCH_DELAY} s; "
+        "the ideal wall time is questions × delay / concurrency (median of runs). Memory: a fresh "
+        f"kernel asks {BATCH_MEMORY_QUESTIONS:,} questions (instant answers) keeping the batch, "
+        "then drops it and asks as many again: the growth is the kept replies, and nothing stays "
+        "behind.",
+    )
+    with StandInServer(speed=0, delay=BATCH_DELAY) as server:
+        client = Client(server.base_url, server.api_key)
+        questions = [f"question {i}" for i in range(BATCH_QUESTIONS)]
+        for concurrency in (1, 4, 8):
+            walls = []
+            for _ in range(runs if concurrency > 1 else 1):
+                started = time.perf_counter()
+                batch = client.ask_many(
+                    server.slugs[0], questions, concurrency=concurrency, progress=False
+                )
+                walls.append(time.perf_counter() - started)
+                assert batch.done == BATCH_QUESTIONS, batch
+            ideal = BATCH_QUESTIONS * BATCH_DELAY / concurrency
+            wall = median(walls)
+            section.rows.append(
+                Row(
+                    f"wall time, concurrency {concurrency}",
+                    f"{wall:.2f} s",
+                    f"ideal: {ideal:.2f} s",
+                    wall / ideal,
+                    "≤ 1.2× the ideal" if concurrency == 8 else "",
+                    wall <= 1.2 * ideal if concurrency == 8 else None,
+                )
+            )
+        client.close()
+    with StandInServer(speed=0) as server, kernel(server.environ(), server.slugs[0]) as work:
+        work.run(BATCH_KEPT.replace("_bench_slug", repr(server.slugs[0])))
+        work.run("_bench_batch(20)")  # warm-up: the engine, the loop thread, the connections
+        first = work.run(
+            f"_b1, _g1, _k1 = _bench_batch({BATCH_MEMORY_QUESTIONS})", "_g1", "_k1"
+        ).values
+        again = work.run(
+            f"del _b1\n_b2, _g2, _k2 = _bench_batch({BATCH_MEMORY_QUESTIONS})", "_g2"
+        ).values
+    growth, kept, second = first["_g1"], first["_k1"], again["_g2"]
+    section.rows += [
+        Row(
+            f"RSS growth, {BATCH_MEMORY_QUESTIONS:,} questions, batch kept",
+            f"{growth / 1e6:.1f} MB",
+            f"the kept replies, pickled: {kept / 1e6:.1f} MB",
+            growth / kept,
+            "≤ 8× the kept replies",
+            growth <= 8 * kept,
+        ),
+        Row(
+            f"RSS growth, {BATCH_MEMORY_QUESTIONS:,} more after dropping the first",
+            f"{second / 1e6:.1f} MB",
+            f"first batch: {growth / 1e6:.1f} MB",
+            second / growth if growth else None,
+            "≤ 1.2× the first (flat)",
+            second <= 1.2 * growth,
+        ),
+    ]
+    return section
+
+
 # --- %load_ext ----------------------------------------------------------------------------------
 
 LOAD_PROBE = """
@@ -891,7 +977,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         default=[],
         help="sections to leave out",
-        choices=["throughput", "clients", "traffic", "first", "memory", "load", "browser"],
+        choices=[
+            "throughput",
+            "clients",
+            "traffic",
+            "first",
+            "memory",
+            "batch",
+            "load",
+            "browser",
+        ],
     )
     args = parser.parse_args(argv)
     scale = 1 if args.quick else 3
@@ -914,6 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         later: list[tuple[str, Callable[[], Section]]] = [
             ("first", lambda: first_text(server, 3 * scale)),
             ("memory", lambda: memory(server, 1 + scale)),
+            ("batch", lambda: batches(scale)),
             ("load", lambda: load_ext(3 * scale + 1)),
             ("browser", lambda: browser(server, scale + 1)),
         ]

@@ -101,13 +101,14 @@ LIBRARY = {
     "allm_jupyter.config",
 }
 """The clients and their core: a library that knows nothing of notebooks."""
+# ``question`` is not the notebook layer: its ``{name}`` references work over any mapping, and a
+# batch's template (``ask_many(template=...)``) fills them from a DataFrame's row with the same rules.
 NOTEBOOK_LAYER = {
     "allm_jupyter.attachments",
     "allm_jupyter.commands",
     "allm_jupyter.context",
     "allm_jupyter.magics",
     "allm_jupyter.options",
-    "allm_jupyter.question",
     "allm_jupyter.render",
     "allm_jupyter.session",
     "allm_jupyter.settings",

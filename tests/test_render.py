@@ -286,6 +286,16 @@ def test_nothing_answered_is_not_called_a_partial_answer() -> None:
     assert render_markdown(stopped, final=True) == "**■ Stopped by the user:** no answer arrived"
 
 
+@given(cost=st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_footer_shows_the_cost_when_the_server_reports_it(cost: float) -> None:
+    priced = Reply(text="A.", complete=True, metrics=Metrics.from_wire({"totalCost": cost}))
+    shown = f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+    assert render_plain(priced, final=True) == f"A.\n\n{shown}"
+    assert shown.lstrip("$") in render_markdown(priced, final=True)
+    unpriced = Reply(text="A.", complete=True, metrics=Metrics.from_wire({"totalCost": None}))
+    assert render_plain(unpriced, final=True) == "A."
+
+
 def test_refusal_is_marked_as_the_canned_answer() -> None:
     reply = fold_capture("stream-chat-query-mode-no-docs.txt")
     assert reply.refusal
