@@ -32,11 +32,13 @@ from hostile import (
     http_response,
 )
 from kernel.conftest import KernelSession, kernel_env, loaded_kernel
+from kernel.test_interrupts import BEFORE, NOTHING_YET
 from test_hardening import corporate_ca, tls_server  # noqa: F401 -- fixtures, used by name
 
 from allm_jupyter import Client
 from allm_jupyter import commands as allm
-from allm_jupyter.context import Context
+from allm_jupyter._protocol import transport_failure
+from allm_jupyter.context import Context, in_notebook_words
 from allm_jupyter.errors import AllmError
 from allm_jupyter.render import render_markdown
 from allm_jupyter.reply import Reply
@@ -100,9 +102,11 @@ def says(message: str, start: str, *, whole: bool = True, page: Path = PAGE) -> 
 
 
 def raised(action: Callable[[], object]) -> str:
+    """The sentence a notebook shows for the error ``action`` raises (the magic's and the
+    picker's hints added to the library's words, as they add them)."""
     with pytest.raises(AllmError) as error:
         action()
-    return error.value.message
+    return in_notebook_words(error.value)
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def test_server_down() -> None:
 
 def test_connect_timeout_reason() -> None:
     with Client(closed_port_url(), api_key="hostile-test-key") as client:
-        message = client._unreachable(httpx.ConnectTimeout("timed out")).message
+        message = transport_failure(httpx.ConnectTimeout("timed out"), client.config).message
     says(message, "connection timed out", whole=False)
 
 
@@ -436,7 +440,8 @@ SLUG = "{slug}"
 MAGIC_CASES = [
     # Each cell runs in order in one kernel; the first must come before any cell fails.
     ("%allm explain", "No cell has failed in this kernel yet"),
-    ("%%allm bogus=1\nq", "Unknown option"),
+    ("%%allm bogus=1\nq", "Unknown option '…'; valid"),
+    ("%allm -v means?", "Unknown option '-v'"),
     ("%%allm workspace research\nq", "Unexpected '…' on the %%allm line"),
     ("%%allm api_key=abc\nq", "The API key is never a magic option"),
     ("%%allm -w\nq", "The option … needs a value."),
@@ -535,8 +540,33 @@ def test_a_stop_says_what_the_page_quotes(kernel: KernelSession, standin: StandI
         pass  # the partial answer is on screen: the stream is open and stalled
     kernel.interrupt()
     run = kernel.collect(msg_id)
-    says(_ANSI.sub("", run.error_text).strip(), "KeyboardInterrupt: stopped")
+    says(_ANSI.sub("", run.error_text).strip(), "KeyboardInterrupt: stopped;")
     says(run.final_markdown.replace("**", ""), "■ Stopped by the user", whole=False)
+
+
+def test_a_stop_before_any_answer_says_what_the_pages_quote() -> None:
+    """tests/kernel/test_interrupts.py stops each step of a question for real and asserts these
+    very lines; here they are held against the pages."""
+    for page in (PAGE, DOCS / "magic.md"):
+        prefix = "KeyboardInterrupt: " if page == PAGE else ""
+        says(prefix + BEFORE, prefix + "stopped before the question", page=page)
+        says(prefix + NOTHING_YET, prefix + "stopped before any answer", page=page)
+
+
+def test_labels_of_an_answer_that_failed() -> None:
+    def shown(reply: Reply) -> str:
+        return " ".join(
+            render_markdown(reply, final=True, error_below=True).replace("**", "").split()
+        )
+
+    page = DOCS / "magic.md"
+    says(shown(Reply(error="The model crashed.")), "⚠ No answer: see", page=page)
+    says(
+        shown(Reply(text="Half", error="Cut.")),
+        "⚠ Partial answer: it stopped",
+        whole=False,
+        page=page,
+    )
 
 
 # -- the page as a whole -----------------------------------------------------------------------

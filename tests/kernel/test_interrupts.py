@@ -51,6 +51,7 @@ _allm = "the previous reply"
 """
 SLUG = "ws"
 BEFORE = "stopped before the question was sent."
+NOTHING_YET = "stopped before any answer arrived."
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ BEFORE = "stopped before the question was sent."
         (
             f"%%allm -w {SLUG}\nq",
             f"/api/v1/workspace/{SLUG}/stream-chat",
-            "stopped before any answer arrived.",
+            NOTHING_YET,
         ),
     ],
     ids=["name", "one-line name", "thread=new", "thread name", "attachment", "mode", "stream"],
