@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .config import DOCUMENT_MIME as DOCUMENT_MIME  # a wire value the client checks too
 from .errors import AttachmentError
 from .options import AttachmentLimits
 
-DOCUMENT_MIME = "application/anythingllm-document"
 """The ``mime`` that asks the server to parse an attachment as a document (v1.9.1+)."""
 
 TEXT_EXTENSIONS = (".txt", ".md", ".org", ".adoc", ".rst", ".csv", ".json", ".html")

@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .attachments import is_dataframe
+from .attachments import is_dataframe, table
 from .attachments import resolve as resolve_reference
+from .config import HISTORY_LIMIT
 from .context import Context
 from .errors import AllmError, AttachmentError, ConfigurationError, UploadError
 from .options import help_rows
@@ -222,7 +223,7 @@ def threads(context: Context, _: str) -> Table:
 @command("history [N]", "the last N exchanges of this notebook's conversation")
 def history(context: Context, argument: str) -> Table:
     try:
-        limit = int(argument.strip() or 10)
+        limit = int(argument.strip() or HISTORY_LIMIT)
     except ValueError:
         raise ConfigurationError(
             f"history takes a number of exchanges, not '{argument}'."
@@ -285,9 +286,11 @@ def upload(context: Context, argument: str) -> Table:
     else:
         value = _variable(context, wanted)
         if isinstance(value, str) or is_dataframe(value):
-            documents = [client.upload_text(slug, value, title=wanted)]
+            # The client takes text only: a DataFrame becomes CSV here, all its rows.
+            content = value if isinstance(value, str) else table(value, max_rows=len(value)).text
+            documents = [client.upload_text(slug, content, title=wanted)]
         elif value is None or isinstance(value, Path):
-            documents = client.upload(value or wanted, slug)
+            documents = client.upload(slug, value or wanted)
         else:
             raise UploadError(
                 f"Cannot upload {wanted}: it holds a {type(value).__name__}; upload text, a pandas "
@@ -332,7 +335,8 @@ def _set_pin(context: Context, argument: str, *, pinned: bool) -> Message:
         raise ConfigurationError(f"Say which document: %allm {verb} DOC (see %allm documents).")
     settings = context.resolve()
     slug = context.workspace_or_fail(settings)
-    document = context.client(settings).pin(slug, wanted, pinned=pinned)
+    client = context.client(settings)
+    document = client.pin(slug, wanted) if pinned else client.unpin(slug, wanted)
     return Message(f"{verb.capitalize()}ned {document.title or document.filename} in {slug}.")
 
 

@@ -21,7 +21,7 @@ from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, valid
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
-from .context import Context
+from .context import Context, in_notebook_words
 from .errors import AllmError, ConfigurationError
 from .options import (
     MODES,
@@ -174,6 +174,10 @@ class AllmMagics(Magics):
 
     @cell_magic
     def allm(self, line: str, cell: str) -> None:
+        with for_the_cell():
+            self._allm_cell(line, cell)
+
+    def _allm_cell(self, line: str, cell: str) -> None:
         options = parse_options(line)
         if options.words:
             raise ConfigurationError(
@@ -322,6 +326,10 @@ class AllmMagics(Magics):
     @no_var_expand  # "{x}" and "$price" in a question follow our rules (and ``raw``), not IPython's
     def allm_line(self, line: str) -> Any:
         """%allm COMMAND [ARGUMENT] (see %allm help), or %allm [options] QUESTION."""
+        with for_the_cell():
+            return self._allm_line(line)
+
+    def _allm_line(self, line: str) -> Any:
         from .commands import COMMANDS  # commands load on their first use: load speed
 
         words = line.strip().split(maxsplit=1)
@@ -389,6 +397,18 @@ class AllmMagics(Magics):
             result.close()
             print(_NO_PICKER)
         return None
+
+
+@contextmanager
+def for_the_cell() -> Iterator[None]:
+    """An error a magic raises speaks the notebook's language (``%allm login``, ``timeout=``)
+    and is shown by IPython as its one sentence; the library's own errors keep their stack."""
+    try:
+        yield
+    except AllmError as exc:
+        exc.reword(in_notebook_words(exc))
+        exc.one_line = True
+        raise
 
 
 @contextmanager

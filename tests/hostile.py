@@ -2,8 +2,9 @@
 
 The stand-in plays AnythingLLM's behaviour; this one plays a broken proxy or a malicious server.
 Each route answers with exact bytes (status line and headers included), written in the given
-separate writes, and may keep the connection open afterwards until the client hangs up. Every
-request is recorded, headers included, so tests can check what the client sent.
+separate writes, and may keep the connection open afterwards until the client hangs up; a route
+given a list answers its requests in that order, the last answer repeating. Every request is
+recorded, headers included, so tests can check what the client sent.
 """
 
 from __future__ import annotations
@@ -73,9 +74,12 @@ class HostileServer:
     """Serves ``routes`` (path -> :class:`Canned`) on 127.0.0.1, a free port; 404 elsewhere."""
 
     def __init__(
-        self, routes: Mapping[str, Canned] | None = None, *, tls: ssl.SSLContext | None = None
+        self,
+        routes: Mapping[str, Canned | list[Canned]] | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.routes: dict[str, Canned] = dict(routes or {})
+        self.routes: dict[str, Canned | list[Canned]] = dict(routes or {})
         self._tls = tls
         self.requests: list[RawRequest] = []
         self.hangups = threading.Semaphore(0)
@@ -156,9 +160,7 @@ class HostileServer:
             with self._arrived:
                 self.requests.append(request)
                 self._arrived.notify_all()
-            answer = self.routes.get(request.path) or canned(
-                http_response(404, b"Not Found", "text/plain", reason="Not Found")
-            )
+            answer = self._answer(request.path)
             try:
                 for data in answer.writes:
                     connection.sendall(data)
@@ -166,6 +168,18 @@ class HostileServer:
                     self._await_hangup(connection)
             except OSError:  # the client left early: fine, it may
                 return
+
+    def _answer(self, path: str) -> Canned:
+        with self._lock:
+            route = self.routes.get(path)
+            if isinstance(route, list):
+                return route.pop(0) if len(route) > 1 else route[0]
+        return route or canned(http_response(404, b"Not Found", "text/plain", reason="Not Found"))
+
+    def count(self, path: str) -> int:
+        """How many requests for ``path`` arrived."""
+        with self._lock:
+            return sum(request.path == path for request in self.requests)
 
     def _await_hangup(self, connection: socket.socket) -> None:
         while self._readable(connection):
