@@ -22,7 +22,13 @@ from allm_jupyter.events import Event
 from allm_jupyter.render import render_markdown, render_plain
 from allm_jupyter.reply import Reply, ReplyBuilder
 from allm_jupyter.testing import StandInServer, scenarios
-from allm_jupyter.view import MIN_INTERVAL, NotebookView, TerminalView
+from allm_jupyter.view import (
+    MARKDOWN_BYTES_PER_SECOND,
+    MIN_INTERVAL,
+    FrontEndBudget,
+    NotebookView,
+    TerminalView,
+)
 
 WORDS = " ".join(f"word{index:05d}" for index in range(5_000))
 MARKDOWN = "".join(
@@ -109,7 +115,9 @@ def replay(events: list[Event], step: float) -> tuple[Replayed, Display]:
     clock = FakeClock()
     display = Display(clock)
     stream = Replayed(events, clock, step)
-    view = NotebookView("research", clock=clock, display=display, ticker=False)
+    view = NotebookView(
+        "research", clock=clock, display=display, ticker=False, budget=FrontEndBudget()
+    )
     stream.view = view
     view.follow(stream)
     view.close(stream.builder.finish())
@@ -148,7 +156,7 @@ def test_long_answer_stays_within_the_byte_budget(server: StandInServer) -> None
     _, display = replay(events, step=0.0005)
     intermediate = display.updates[:-1]
     assert len(intermediate) >= 5
-    budget = NotebookView.budget
+    budget = MARKDOWN_BYTES_PER_SECOND
     for update, following in pairwise(intermediate):
         assert update.size <= budget * (following.at - update.at) + 1, (update.size, update.at)
     total = sum(update.size for update in intermediate)
@@ -255,3 +263,81 @@ def test_terminal_prints_the_answer_once_and_exactly(server: StandInServer) -> N
     printed = out.getvalue()
     assert printed.startswith(WORDS) and printed.count("word04999") == 1
     assert stream.snapshots <= len(events) * 0.001 / MIN_INTERVAL + 2
+
+
+def test_pushed_events_are_drawn_by_the_ticker_from_any_thread(server: StandInServer) -> None:
+    """The push API: the stream is read on another thread (as a background answer's is), which
+    only calls ``arrived``; the view draws on its ticker and closes exact."""
+    server.queue(scenarios.normal(WORDS))
+    display = Display()
+    with Client(server.base_url, api_key=server.api_key, timeout=30) as client:
+        stream = client.stream_chat(server.slugs[0], "q", mode="chat")
+        view = NotebookView("research", display=display, budget=FrontEndBudget())
+        view.attach(stream)
+
+        def read() -> None:
+            for index, _ in enumerate(stream):
+                view.arrived()
+                if index == 0:  # an intermediate update, whatever the speed of the machine
+                    with display.changed:
+                        assert display.changed.wait_for(lambda: display.updates, 60)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        view.close(stream.reply)
+    *intermediate, final = display.updates
+    assert intermediate and reader.ident not in {update.thread for update in intermediate}
+    assert final.bundle["text/markdown"] == render_markdown(stream.reply, final=True)
+
+
+def test_views_streaming_at_once_share_one_front_end_budget(server: StandInServer) -> None:
+    """Two answers at once: together they stay within the front end's bytes a second, where
+    each alone would have taken all of it."""
+    events = read(server, scenarios.normal(MARKDOWN))
+    clock = FakeClock()
+    budget = FrontEndBudget()
+    shared: list[Update] = []
+    builders = [ReplyBuilder(), ReplyBuilder()]
+    views = []
+    for builder in builders:
+        view = NotebookView(
+            "research",
+            clock=clock,
+            display=Display(clock, updates=shared),
+            ticker=False,
+            budget=budget,
+        )
+        view.attach(_Snapshot(builder))
+        views.append(view)
+    for event in events:
+        clock.now += 0.0005
+        for builder, view in zip(builders, views, strict=True):
+            builder.add(event)
+            view.arrived()
+            view.draw_due()
+    texts = [u for u in shared if "Part 0" in u.bundle["text/markdown"]]
+    later = texts[2:]  # after each view's first words, which never wait
+    assert len(later) >= 5
+    for update, following in pairwise(later):
+        assert update.size <= budget.bytes_per_second * (following.at - update.at) + 1
+    for builder, view in zip(builders, views, strict=True):
+        view.close(builder.finish())
+
+
+@dataclass
+class _Snapshot:
+    builder: ReplyBuilder
+
+    @property
+    def reply(self) -> Reply:
+        return self.builder.reply
+
+
+def test_one_view_at_a_time_holds_the_front_end() -> None:
+    budget = FrontEndBudget(bytes_per_second=1_000)
+    assert budget.claim(0.0) == 0.0
+    assert budget.claim(0.0) > 0  # held by the first caller until it spends
+    assert budget.spend(500, 1.0, release=True) == 1.5
+    assert budget.claim(1.2) == pytest.approx(0.3)
+    assert budget.claim(1.5) == 0.0
