@@ -19,13 +19,21 @@ import contextvars
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, Protocol, TextIO
 
 from ._terminal import terminal_text
-from .render import render_markdown, render_plain, status_line
+from .render import (
+    plain_answer_part,
+    render_answer_part,
+    render_markdown,
+    render_plain,
+    status_line,
+)
 from .reply import Reply, split_reasoning
+from .segments import MAX_PARTS, next_cut, part_size
 
 MIN_INTERVAL = 0.05
 """Seconds between two updates: at most 20 a second."""
@@ -265,7 +273,10 @@ class _LiveView:
 
 
 class NotebookView(_LiveView):
-    """One Markdown output, updated in place through a display handle.
+    """Markdown outputs updated in place through display handles: one for most answers, and for a
+    long one a few parts, each drawn for the last time once closed (:mod:`~allm_jupyter.segments`),
+    and the open tail, the only output still updated. So an update's cost stops growing with the
+    answer, and the parts, joined, are exactly the one output a short answer would be.
 
     While the server has not answered, the waiting line ticks its elapsed seconds (and shows an
     agent's latest thought). Every update carries the Markdown and its plain-text twin, so text-only
@@ -292,8 +303,18 @@ class NotebookView(_LiveView):
         self._waiting = Reply(workspace=workspace)
         self._next_tick = clock()  # the ticker's first step shows the waiting line at once
         self._display = display
-        self._handle: Any = None
-        """Made by the first update, so the cell's thread never waits for that message."""
+        self._answer_id = uuid.uuid4().hex
+        """Names the outputs of this answer in their metadata, so a tool can join them."""
+        self._outputs: list[Any] = []
+        """Display handles, one per part, made as needed (the first by the first update, so the
+        cell's thread never waits for that message); the last one in use is the live tail."""
+        self._shown = 0
+        """Outputs showing something: more than the parts in use only after a replaced text."""
+        self._cuts: list[int] = []
+        """Where each closed part ends, as an offset in the answer."""
+        self._closed_text = ""
+        """The reply's text up to the last cut: if an agent's final text replaces what streamed,
+        the parts are laid out again."""
         super().__init__(clock=clock, ticker=ticker, budget=budget or process_budget())
 
     @staticmethod
@@ -303,9 +324,7 @@ class NotebookView(_LiveView):
     def _draw(self, reply: Reply) -> int:
         if reply.error:  # said once, at the end: below the output when the cell fails
             reply = replace(reply, error=None)
-        markdown = render_markdown(reply, show_images=self._show_images)
-        self._update(markdown, render_plain(reply), reply)
-        return len(markdown.encode())
+        return self._draw_parts(reply, final=False, error_below=False)
 
     def _wait(self, reply: Reply | None) -> float:
         now = self._clock()
@@ -313,23 +332,72 @@ class NotebookView(_LiveView):
             self._waiting = reply or self._waiting
             status = status_line(self._workspace, now - self._started, self._waiting.thoughts)
             markdown = render_markdown(self._waiting, status=status, show_images=self._show_images)
-            self._update(markdown, render_plain(self._waiting), self._waiting)
+            self._update(0, markdown, render_plain(self._waiting), self._tail_metadata(0, reply))
             self._next_tick = now + TICK
         return self._next_tick - now
 
     def _draw_final(self, reply: Reply, error_below: bool) -> int:
-        markdown = render_markdown(
-            reply, final=True, error_below=error_below, show_images=self._show_images
-        )
-        self._update(markdown, render_plain(reply, final=True, error_below=error_below), reply)
-        return len(markdown.encode())
+        return self._draw_parts(reply, final=True, error_below=error_below)
 
-    def _update(self, markdown: str, plain: str, reply: Reply) -> None:
-        bundle, metadata = self._bundle(markdown, plain), metadata_for(reply)
-        if self._handle is None:
-            self._handle = self._display(bundle, raw=True, metadata=metadata, display_id=True)
+    def _draw_parts(self, reply: Reply, *, final: bool, error_below: bool) -> int:
+        """Close the parts that became long enough, then draw the tail; return the bytes sent."""
+        sent = self._close_parts(reply)
+        tail = len(self._cuts)
+        answer_from = self._cuts[-1] if self._cuts else 0
+        markdown = render_markdown(
+            reply,
+            final=final,
+            error_below=error_below,
+            show_images=self._show_images,
+            answer_from=answer_from,
+        )
+        plain = render_plain(reply, final=final, error_below=error_below, answer_from=answer_from)
+        self._update(tail, markdown, plain, self._tail_metadata(tail, reply))
+        for stale in range(tail + 1, self._shown):  # what a replaced text had laid out further
+            self._update(stale, "", "", {})
+        self._shown = tail + 1
+        return sent + len(markdown.encode())
+
+    def _close_parts(self, reply: Reply) -> int:
+        """Draw, for the last time, each part that is now long enough and closed; return bytes."""
+        if not reply.text.startswith(self._closed_text) or (reply.refusal and self._cuts):
+            self._cuts, self._closed_text = [], ""  # lay the new text out again, from part 0
+        if reply.refusal:  # short, and all one block quote
+            return 0
+        answer = split_reasoning(reply.text)[1]
+        sent = 0
+        while len(self._cuts) < MAX_PARTS - 1:
+            start = self._cuts[-1] if self._cuts else 0
+            cut = next_cut(answer, start, part_size(start))
+            if cut is None:
+                break
+            part = len(self._cuts)
+            markdown = render_answer_part(reply, start, cut, show_images=self._show_images)
+            plain = plain_answer_part(reply, start, cut)
+            self._update(part, markdown, plain, self._part_metadata(part))
+            self._cuts.append(cut)
+            self._closed_text = reply.text[: len(reply.text) - len(answer) + cut]
+            sent += len(markdown.encode())
+        return sent
+
+    def _part_metadata(self, part: int) -> dict[str, Any]:
+        return {"allm_jupyter": {"answer": self._answer_id, "part": part}}
+
+    def _tail_metadata(self, part: int, reply: Reply | None) -> dict[str, Any]:
+        """The tail's metadata: the reply's, and how many parts make the answer."""
+        metadata = metadata_for(reply or self._waiting)
+        metadata["allm_jupyter"].update(self._part_metadata(part)["allm_jupyter"])
+        metadata["allm_jupyter"]["parts"] = part + 1
+        return metadata
+
+    def _update(self, index: int, markdown: str, plain: str, metadata: dict[str, Any]) -> None:
+        """Show this in output ``index``, made if it is new (outputs are only ever appended)."""
+        bundle = self._bundle(markdown, plain)
+        if index < len(self._outputs):
+            self._outputs[index].update(bundle, raw=True, metadata=metadata)
         else:
-            self._handle.update(bundle, raw=True, metadata=metadata)
+            handle = self._display(bundle, raw=True, metadata=metadata, display_id=True)
+            self._outputs.append(handle)
 
 
 class TerminalView(_LiveView):
