@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -73,3 +74,11 @@ def test_nbconvert_shows_the_whole_answer_in_order(executed: nbformat.NotebookNo
     page, _ = HTMLExporter().from_notebook_node(executed)
     answer_html = page[: page.index("Sources (1)")]
     assert sections_in_order(answer_html) == expected
+
+
+def test_the_docs_say_how_a_tool_finds_the_answer() -> None:
+    """The keys ``answer_parts`` above reads are the ones docs/magic.md gives."""
+    magic = (Path(__file__).resolve().parent.parent / "docs" / "magic.md").read_text()
+    text = " ".join(magic.split())
+    assert "every output of one answer has `answer` (an id its outputs share) and `part`" in text
+    assert "the last one also has `parts` (how many)" in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from unittest.mock import patch
 
 from displays import Display, FakeClock
@@ -230,3 +231,11 @@ def test_parts_stay_few_whatever_the_length() -> None:
     assert MAX_PARTS <= len(cuts) + 1 < 50  # past the cap the view stops cutting
     one_megabyte = sum(cut <= 1_000_000 for cut in cuts) + 1
     assert one_megabyte < MAX_PARTS
+
+
+def test_the_docs_give_the_part_sizes_of_the_code() -> None:
+    magic = (Path(__file__).resolve().parent.parent / "docs" / "magic.md").read_text()
+    text = " ".join(magic.split())
+    assert f"long enough ({segments.MIN_PART // 1000} KB, then an eighth" in text
+    assert segments.GROWTH == 8
+    assert f"An answer has at most {MAX_PARTS} outputs" in text
