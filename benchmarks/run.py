@@ -648,10 +648,52 @@ def p95(values: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
 
 
-def browser(server: StandInServer, runs: int) -> Section:
+def browser_lab() -> Any:
+    """The browser tests' harness (``tests/browser/lab.py``): how they start Lab and Chromium."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from browser.lab import CHROMIUM, VIEWPORT, Notebook, chromium, running_lab, standin_env
+    from browser import lab
 
+    return lab
+
+
+def chromium_missing(section: Section) -> bool:
+    """Say so in the section when there is no browser to measure with."""
+    chromium = browser_lab().CHROMIUM
+    if chromium.exists():
+        return False
+    section.rows.append(Row("skipped", f"{chromium} is missing", "", None, "", None))
+    return True
+
+
+@contextmanager
+def lab_notebook(server: StandInServer, name: str, cells: Sequence[str]) -> Iterator[Any]:
+    """A notebook of ``cells`` open in JupyterLab in Chromium, its first cell run; in a fresh
+    directory, the kernel's working directory (``notebook.path.parent``)."""
+    lab = browser_lab()
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        lab.running_lab(Path(workdir), lab.standin_env(server)) as jupyter,
+        lab.chromium() as launched,
+    ):
+        page = launched.new_context(viewport=lab.VIEWPORT).new_page()
+        notebook = lab.Notebook(page, jupyter, name, cells)
+        notebook.run(0)
+        yield notebook
+
+
+def page_run(notebook: Any, probe: str, first: str) -> tuple[float, dict[str, Any]]:
+    """Run cell 1 with ``probe`` on its output; cell 2 prints when the kernel ended it. Return
+    the seconds from then to the final update in the page, and the page's record."""
+    notebook.output(1).evaluate(probe, [first, scenarios.MODEL])
+    notebook.run(1)
+    notebook.page.wait_for_function("() => window.__bench.final !== null", timeout=300_000)
+    record: dict[str, Any] = notebook.page.evaluate(PAGE_RESULT)
+    notebook.run(2)
+    done = float(notebook.output(2).inner_text().strip())
+    return (record["final"] - done) / 1000, record
+
+
+def browser(server: StandInServer, runs: int) -> Section:
     section = Section(
         "JupyterLab 4 + Chromium (headless)",
         "A 200 KB answer streamed in ~4 s by the stand-in (a pause every 100 chunks). Lag: the "
@@ -660,8 +702,7 @@ def browser(server: StandInServer, runs: int) -> Section:
         "Baselines: the same final Markdown displayed once by a plain cell (lag), and the idle "
         "page (frame gaps).",
     )
-    if not CHROMIUM.exists():
-        section.rows.append(Row("skipped", f"{CHROMIUM} is missing", "", None, "", None))
+    if chromium_missing(section):
         return section
     slug = server.slugs[0]
     answers = {"Markdown": markdown_answer(200_000), "plain words": plain_words(200_000 // 7)}
@@ -681,23 +722,11 @@ def browser(server: StandInServer, runs: int) -> Section:
     gap: dict[str, list[float]] = {name: [] for name in answers}
     once: list[float] = []
     idle: list[float] = []
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        running_lab(Path(workdir), standin_env(server)) as lab,
-        chromium() as launched,
-    ):
-        page = launched.new_context(viewport=VIEWPORT).new_page()
-        notebook = Notebook(page, lab, "bench", cells)
-        notebook.run(0)
+    with lab_notebook(server, "bench", cells) as notebook:
+        page = notebook.page
 
         def measure(first: str) -> tuple[float, dict[str, Any]]:
-            notebook.output(1).evaluate(PAGE_PROBE, [first, scenarios.MODEL])
-            notebook.run(1)
-            page.wait_for_function("() => window.__bench.final !== null", timeout=120_000)
-            record = page.evaluate(PAGE_RESULT)
-            notebook.run(2)
-            done = float(notebook.output(2).inner_text().strip())
-            return (record["final"] - done) / 1000, record
+            return page_run(notebook, PAGE_PROBE, first)
 
         for index in range(runs + 1):  # the first round warms up and is dropped
             for name, text in answers.items():
@@ -809,9 +838,6 @@ def page_behind(record: dict[str, Any], had: dict[int, float]) -> float:
 
 def long_answers(server: StandInServer, runs: int) -> Section:
     """Issue 18's targets: a long answer drawn in parts keeps the page fluid."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from browser.lab import CHROMIUM, VIEWPORT, Notebook, chromium, running_lab, standin_env
-
     section = Section(
         "A long answer in parts: JupyterLab 4 + Chromium (headless)",
         "Structured Markdown (headings, lists, bold, code, links). Floor: the same final Markdown "
@@ -820,8 +846,7 @@ def long_answers(server: StandInServer, runs: int) -> Section:
         "requestAnimationFrame, first words → final text. Page behind: sampled every 100 ms, how "
         "long the kernel had answer text the page did not show yet (the longest).",
     )
-    if not CHROMIUM.exists():
-        section.rows.append(Row("skipped", f"{CHROMIUM} is missing", "", None, "", None))
+    if chromium_missing(section):
         return section
     slug = server.slugs[0]
     fast, paced = markdown_answer(1_000_000), markdown_answer(300_000)
@@ -844,23 +869,10 @@ def long_answers(server: StandInServer, runs: int) -> Section:
     longest: dict[str, list[float]] = {name: [] for name in cases}
     gaps95: dict[str, list[float]] = {name: [] for name in cases}
     behind: dict[str, list[float]] = {name: [] for name in cases}
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        running_lab(Path(workdir), standin_env(server)) as lab,
-        chromium() as launched,
-    ):
-        page = launched.new_context(viewport=VIEWPORT).new_page()
-        notebook = Notebook(page, lab, "bench-long", cells)
-        notebook.run(0)
+    with lab_notebook(server, "bench-long", cells) as notebook:
 
         def measure() -> tuple[float, dict[str, Any]]:
-            notebook.output(1).evaluate(LONG_PROBE, ["Section", scenarios.MODEL])
-            notebook.run(1)
-            page.wait_for_function("() => window.__bench.final !== null", timeout=300_000)
-            record = page.evaluate(PAGE_RESULT)
-            notebook.run(2)
-            done = float(notebook.output(2).inner_text().strip())
-            return (record["final"] - done) / 1000, record
+            return page_run(notebook, LONG_PROBE, "Section")
 
         for index in range(runs + 1):  # the first round warms up and is dropped
             for name, (text, scenario) in cases.items():
@@ -871,7 +883,7 @@ def long_answers(server: StandInServer, runs: int) -> Section:
                 notebook.run(4)
                 if not index:
                     continue
-                arrivals = json.loads((Path(workdir) / "arrivals.json").read_text())
+                arrivals = json.loads((notebook.path.parent / "arrivals.json").read_text())
                 gaps = frame_gaps(record)
                 lag[name].append(delay)
                 floor[name].append(once)
