@@ -23,6 +23,7 @@ from . import options as option_table
 from ._terminal import terminal_text, unlinked
 from .context import Context, in_notebook_words
 from .errors import AllmError, ConfigurationError
+from .jobs import DEFAULT_LIMIT
 from .options import (
     MODES,
     AttachmentLimits,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .attachments import Attachment
     from .client import ChatStream, Client
     from .commands import Output, Table
+    from .jobs import AskJob
     from .reply import Reply
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -115,6 +117,13 @@ class AllmMagics(Magics):
         help="Largest total of all attachments of one question (bytes).",
     ).tag(config=True)
 
+    background_limit = Int(
+        DEFAULT_LIMIT,
+        min=1,
+        help="Background answers (%%allm background) streaming at once; the others wait in line, "
+        "shown as queued.",
+    ).tag(config=True)
+
     @validate("timeout")
     def _check_timeout(self, proposal: Bunch) -> float | None:
         if proposal["value"] is None:
@@ -127,7 +136,11 @@ class AllmMagics(Magics):
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         namespace = shell.user_ns if shell is not None else {}
-        self.context = Context(config=self.config_values, namespace=namespace)
+        self.context = Context(
+            config=self.config_values,
+            namespace=namespace,
+            job_limit=lambda: self.background_limit,
+        )
         self._thread_names: set[str] = set()
         self._last_failure: Failure | None = None
         self._explaining = False
@@ -191,7 +204,7 @@ class AllmMagics(Magics):
     def _ask(self, options: CellOptions, question: str) -> None:
         self._explaining = self._explaining or options.explain
         try:
-            stream, slug, attached = self._start(options, question)
+            client, chat, attached = self._start(options, question)
         except AllmError as exc:  # _allm must not keep the previous cell's reply
             from .reply import Reply  # the fold loads with the first question: load speed
 
@@ -199,11 +212,16 @@ class AllmMagics(Magics):
             raise
         if attached is not None:
             self._display(attached)
-        self._show(stream, slug, options)
+        if options.background:
+            self._background(client, chat, options)
+        else:
+            self._show(client.stream_chat(**chat), chat["slug"], options)
 
-    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, Table | None]:
-        """Resolve the settings and prepare the question's stream (nothing is sent yet), with
-        the table of what is attached to it."""
+    def _start(
+        self, options: CellOptions, question: str
+    ) -> tuple[Client, dict[str, Any], Table | None]:
+        """Resolve the settings and prepare the question (nothing is sent yet): the client, the
+        arguments of its ``stream_chat``, and the table of what is attached to it."""
         settings = self.context.resolve(options)
         attachments = self._attachments(options)  # before any request: a refusal sends nothing
         if not options.raw:
@@ -222,17 +240,17 @@ class AllmMagics(Magics):
             thread = made.slug
         elif thread and not _SLUG.match(thread):
             thread = client.find_thread(slug, thread).slug
-        stream = client.stream_chat(
-            slug,
-            question.strip(),
-            mode=mode,
-            session_id=options.session or self.context.session.session_id,
-            thread=thread,
-            reset=options.reset,
-            attachments=attachments or None,
-            timeout=settings.timeout.value,
-        )
-        return stream, slug, _attached(attachments, mode_note) if attachments else None
+        chat = {
+            "slug": slug,
+            "message": question.strip(),
+            "mode": mode,
+            "session_id": options.session or self.context.session.session_id,
+            "thread": thread,
+            "reset": options.reset,
+            "attachments": attachments or None,
+            "timeout": settings.timeout.value,
+        }
+        return client, chat, _attached(attachments, mode_note) if attachments else None
 
     def _attachments(self, options: CellOptions) -> list[Attachment]:
         if not options.attach:
@@ -314,8 +332,26 @@ class AllmMagics(Magics):
             stream.close()
             view.close(reply, error_below=failed)
 
-    def _keep(self, reply: Reply, options: CellOptions) -> None:
-        """``_allm`` always holds the last reply (partial ones too); ``out=NAME`` binds it too."""
+    def _background(self, client: Client, chat: dict[str, Any], options: CellOptions) -> None:
+        """Start the answer on the loop thread and return at once; ``_allm`` holds its job."""
+        from .jobs import Question, turn_key  # with the first background answer: load speed
+        from .view import make_view  # display code loads with the first question: load speed
+
+        slug = chat["slug"]
+        key = turn_key(client.base_url, slug, chat["thread"], chat["session_id"])
+        job = self.context.jobs.submit(
+            Question(slug, chat["message"], key),
+            client,
+            lambda async_client: async_client.stream_chat(**chat),
+            lambda job: make_view(
+                slug, rich=self._rich, show_images=self.show_images, waiting_line=job.waiting_line
+            ),
+        )
+        self._keep(job, options)
+
+    def _keep(self, reply: Reply | AskJob, options: CellOptions) -> None:
+        """``_allm`` always holds the last reply (partial ones too) or background job;
+        ``out=NAME`` binds it too."""
         self.context.namespace["_allm"] = reply
         if options.out:
             self.context.namespace[options.out] = reply

@@ -91,6 +91,13 @@ OPTIONS = (
         "ask about the last cell that failed: its source and traceback go with the question "
         "(the cell body, if any, is your own question; one-line: `%allm explain`)",
     ),
+    Option(
+        "background",
+        "-b",
+        None,
+        "the cell returns at once and the answer streams into its output while other cells run; "
+        "`out=NAME` and `_allm` hold its job (see `%allm jobs`; one-line: `--background`)",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _BY_SHORT = {option.short: option for option in OPTIONS if option.short}
@@ -124,6 +131,8 @@ class CellOptions:
     reset: bool = False
     raw: bool = False
     explain: bool = False
+    background: bool = False
+    """Stream the answer while other cells run (:mod:`~allm_jupyter.jobs`)."""
     words: list[str] = field(default_factory=list)
     """Tokens after the options: a one-line question (``%allm -w ws What is X?``)."""
 

@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, Protocol, TextIO
 
 from ._terminal import terminal_text
@@ -295,10 +296,14 @@ class NotebookView(_LiveView):
         ticker: bool = True,
         show_images: bool = False,
         budget: FrontEndBudget | None = None,
+        waiting_line: Callable[[float, Sequence[str]], str] | None = None,
     ) -> None:
         if display is None:
             display = _ipython_display()
         self._workspace = workspace
+        self._waiting_line = waiting_line or partial(status_line, workspace)
+        """The line shown before the first words, from the elapsed seconds and the agent's
+        thoughts (a background answer says that it is one, and how to stop it)."""
         self._show_images = show_images
         self._waiting = Reply(workspace=workspace)
         self._next_tick = clock()  # the ticker's first step shows the waiting line at once
@@ -330,7 +335,7 @@ class NotebookView(_LiveView):
         now = self._clock()
         if reply is not None or now >= self._next_tick:
             self._waiting = reply or self._waiting
-            status = status_line(self._workspace, now - self._started, self._waiting.thoughts)
+            status = self._waiting_line(now - self._started, self._waiting.thoughts)
             markdown = render_markdown(self._waiting, status=status, show_images=self._show_images)
             self._update(0, markdown, render_plain(self._waiting), self._tail_metadata(0, reply))
             self._next_tick = now + TICK
@@ -441,9 +446,13 @@ def make_view(
     rich: bool,
     show_images: bool = False,
     budget: FrontEndBudget | None = None,
+    waiting_line: Callable[[float, Sequence[str]], str] | None = None,
 ) -> View:
     """A notebook view for rich front ends, else a terminal one; ``budget``: the front end's
-    Markdown budget to share (default: the process's, :func:`process_budget`)."""
+    Markdown budget to share (default: the process's, :func:`process_budget`);
+    ``waiting_line(elapsed, thoughts)``: the notebook's line before the first words."""
     if rich:
-        return NotebookView(workspace, show_images=show_images, budget=budget)
+        return NotebookView(
+            workspace, show_images=show_images, budget=budget, waiting_line=waiting_line
+        )
     return TerminalView()
