@@ -215,6 +215,7 @@ class JobRunner:
                 self._hooked = True
         view = make_view(job)
         view.attach(job)
+        view.draw_due()  # the output exists before the cell returns: it belongs to this cell
         cell = contextvars.copy_context()
         job._work = shared_loop().submit(lambda: self._run(job, client, ask, view, cell))
         return job
