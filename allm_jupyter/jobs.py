@@ -90,6 +90,9 @@ class AskJob:
         self._reply = Reply(workspace=question.workspace)
         self._outcome: Future[Reply] = Future()
         self._work: Work[None] | None = None
+        self._view: View | None = None
+        self._cell: contextvars.Context | None = None
+        """The asking cell's context, where the final update is drawn."""
 
     def __repr__(self) -> str:
         return f"<AskJob {self.number} {self.workspace} {self.state} {self.elapsed:.0f} s>"
@@ -153,6 +156,15 @@ class AskJob:
         self._state = "streaming"
 
     def _end(self, state: JobState, reply: Reply, error: BaseException | None = None) -> None:
+        """The final update, in the asking cell's context (no failing cell shows an error, so
+        the output says it), then the outcome."""
+        try:
+            if self._view is not None and self._cell is not None:
+                self._cell.run(self._view.close, reply)
+        finally:
+            self._settle(state, reply, error)
+
+    def _settle(self, state: JobState, reply: Reply, error: BaseException | None) -> None:
         self._reply = reply
         self._ended = self._clock()
         self._state = state
@@ -217,7 +229,8 @@ class JobRunner:
         view.attach(job)
         view.draw_due()  # the output exists before the cell returns: it belongs to this cell
         cell = contextvars.copy_context()
-        job._work = shared_loop().submit(lambda: self._run(job, client, ask, view, cell))
+        job._view, job._cell = view, cell
+        job._work = shared_loop().submit(lambda: self._run(job, client, ask, view))
         return job
 
     def stop(self, job: AskJob) -> None:
@@ -227,6 +240,8 @@ class JobRunner:
             return
         shared_loop().cancel(work)
         work.ended.wait()
+        if not job.done():  # cancelled before its first step: its code never ran
+            job._end("stopped", replace(job.reply, interrupted=True))
 
     def close(self) -> None:
         """Hang up every answer, wait for each to end, close the connections."""
@@ -247,7 +262,6 @@ class JobRunner:
         client: Client,
         ask: Callable[[AsyncClient], AsyncChatStream],
         view: View,
-        cell: contextvars.Context,
     ) -> None:
         state: JobState = "stopped"
         error: BaseException | None = None
@@ -270,10 +284,7 @@ class JobRunner:
         except Exception as exc:  # a bug or an unmapped failure: still keep what arrived
             state, error = "failed", exc
             reply = replace(job.reply, error=f"{type(exc).__name__}: {exc}")
-        try:
-            cell.run(view.close, reply)  # in the asking cell: no failing cell shows the error
-        finally:
-            job._end(state, reply, error)
+        job._end(state, reply, error)
 
     @asynccontextmanager
     async def _turn(self, key: TurnKey) -> AsyncIterator[None]:
