@@ -118,7 +118,7 @@ def test_close_hangs_up_what_streams(server: StandInServer, client: Client) -> N
     assert at.wait(WAIT)
     runner.close()
     assert server.streams[-1].disconnected.wait(WAIT)
-    assert job.state == "stopped" and job.reply.text == "Open "
+    assert job.state == "stopped" and job.reply.interrupted and job.result().interrupted
     assert not [t for t in threading.enumerate() if t.name == "allm-view-ticker"]
 
 

@@ -108,6 +108,7 @@ def test_result_await_jobs_stop_and_a_failure(kernel: KernelSession, server: Sta
     server.queue(held_answer("Never finished, this one.", at, None))
     stopped_cell = kernel_msg_id(ok(kernel, "%allm --background -w research Two"))
     assert at.wait(WAIT)
+    shows(kernel, stopped_cell, "Never")  # the first word arrived: stop it mid-answer
     listed = ok(kernel, "%allm jobs").text
     assert "streaming" in listed and "Two" in listed and "done" in listed
     assert "Stopped background answer 2." in ok(kernel, "%allm stop 2").text
