@@ -1020,6 +1020,59 @@ def long_answers(server: StandInServer, runs: int) -> Section:
     return section
 
 
+# --- background answers (issue 20) ---------------------------------------------------------------
+
+BACKGROUND = "%%allm background workspace={slug} mode=chat session=bench-{n} out=_bench_job{n}\nq"
+STREAMING = "sum(not j.done() for j in _bench_jobs)"
+
+
+def background_cell(server: StandInServer, runs: int) -> Section:
+    """A small cell's round trip while four background answers stream, against an idle kernel."""
+    section = Section(
+        "A cell while background answers stream (real kernel)",
+        "`1+1` run by the driver (execute → reply) while four `%%allm background` answers of "
+        "100 KB each stream at once (a pause every 50 chunks, ~20 s each), against the same cell "
+        "in the same kernel when it is idle. Only the cells run while all four still streamed "
+        "count.",
+    )
+    slug = server.slugs[0]
+    text = plain_words(100_000 // 7)
+    pauses = len(scenarios.words(text)) // 50
+    idle: list[float] = []
+    busy: list[float] = []
+    with kernel(server.environ(), slug) as work:
+        work.run("%load_ext allm_jupyter")
+
+        def one_plus_one() -> float:
+            started = time.perf_counter()
+            work.run("1+1")
+            return time.perf_counter() - started
+
+        for _ in range(runs):
+            idle += [one_plus_one() for _ in range(10)]
+            server.queue(*(played(text, pause_every=50, pause=20 / pauses) for _ in range(4)))
+            for n in range(4):
+                work.run(BACKGROUND.format(slug=slug, n=n))
+            work.run(f"_bench_jobs = [{', '.join(f'_bench_job{n}' for n in range(4))}]")
+            for _ in range(10):
+                seconds = one_plus_one()
+                if work.run("", STREAMING).values[STREAMING] == 4:
+                    busy.append(seconds)
+            work.run("[j.result() for j in _bench_jobs]")
+    value, baseline = median(busy), median(idle)
+    section.rows.append(
+        Row(
+            f"`1+1` while 4 background answers stream ({len(busy)} cells)",
+            ms(value),
+            f"idle kernel: {ms(baseline)}",
+            value / baseline,
+            "≤ 2× idle",
+            value <= 2 * baseline,
+        )
+    )
+    return section
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -1073,7 +1126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         default=[],
         help="sections to leave out",
-        choices=["throughput", "clients", "traffic", "first", "memory", "load", "browser", "long"],
+        choices=[
+            "throughput",
+            "clients",
+            "traffic",
+            "first",
+            "memory",
+            "load",
+            "browser",
+            "long",
+            "background",
+        ],
     )
     args = parser.parse_args(argv)
     scale = 1 if args.quick else 3
@@ -1099,6 +1162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("load", lambda: load_ext(3 * scale + 1)),
             ("browser", lambda: browser(server, scale + 1)),
             ("long", lambda: long_answers(server, scale)),
+            ("background", lambda: background_cell(server, scale)),
         ]
         for name, later_step in later:
             if name not in args.skip:
