@@ -1073,6 +1073,78 @@ def background_cell(server: StandInServer, runs: int) -> Section:
     return section
 
 
+# In the page, once the background cells have returned: animation frames, until the last output
+# of every watched cell ends in the final footer (cheap checks only, as in PAGE_PROBE).
+BACKGROUND_PROBE = """(panel, [cells, final]) => {
+    const now = () => performance.timeOrigin + performance.now();
+    const record = {frames: [], first: now(), final: null, running: true};
+    const frame = () => { record.frames.push(now()); if (record.running) requestAnimationFrame(frame); };
+    requestAnimationFrame(frame);
+    const all = panel.querySelectorAll('.jp-Notebook .jp-Cell');
+    const ended = index => {
+        const outputs = all[index].querySelectorAll('.jp-OutputArea .jp-RenderedMarkdown');
+        const last = outputs.length ? outputs[outputs.length - 1].lastElementChild : null;
+        return last !== null && last.textContent.includes(final);
+    };
+    const observer = new MutationObserver(() => {
+        if (record.final === null && cells.every(ended)) {
+            record.final = now();
+            observer.disconnect();
+        }
+    });
+    observer.observe(panel, {childList: true, subtree: true});
+    window.__bench = record;
+}"""
+
+
+def background_lab(server: StandInServer, runs: int) -> Section:
+    """Three background answers streaming at once share one front-end budget: the page's frame
+    gaps stay those of one answer."""
+    section = Section(
+        "Background answers at once: JupyterLab 4 + Chromium (headless)",
+        "200 KB of Markdown per answer, each streamed in ~4 s by the stand-in (a pause every 100 "
+        "chunks), asked by `%%allm background` cells in different sessions. Frame gaps: "
+        "requestAnimationFrame in the page, from when the cells returned to when every answer's "
+        "final update is in the DOM. Baseline: one background answer alone, in the same page.",
+    )
+    if chromium_missing(section):
+        return section
+    slug = server.slugs[0]
+    text = markdown_answer(200_000)
+    cells = [
+        "%load_ext allm_jupyter",
+        *(BACKGROUND.format(slug=slug, n=n) for n in range(3)),
+    ]
+    gaps: dict[int, list[float]] = {1: [], 3: []}
+    with lab_notebook(server, "bench-background", cells) as notebook:
+        panel = notebook.page.locator(".jp-NotebookPanel")
+        for index in range(runs + 1):  # the first round warms up and is dropped
+            for count in (1, 3):
+                server.queue(*(played(text, pause_every=100, pause=0.01) for _ in range(count)))
+                for cell in range(1, count + 1):
+                    notebook.run(cell)  # returns at once; the answer streams on
+                watched = list(range(1, count + 1))
+                panel.evaluate(BACKGROUND_PROBE, [watched, scenarios.MODEL])
+                notebook.page.wait_for_function(
+                    "() => window.__bench.final !== null", timeout=300_000
+                )
+                record = notebook.page.evaluate(PAGE_RESULT)
+                if index:
+                    gaps[count].append(p95(frame_gaps(record)) / 1000)
+    value, alone = median(gaps[3]), median(gaps[1])
+    section.rows.append(
+        Row(
+            "p95 frame gap, 3 answers of 200 KB streaming at once",
+            ms(value),
+            f"one answer alone: {ms(alone)}",
+            value / alone,
+            "≤ 100 ms (one answer's target)",
+            value <= 0.1,
+        )
+    )
+    return section
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -1136,6 +1208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "browser",
             "long",
             "background",
+            "background-lab",
         ],
     )
     args = parser.parse_args(argv)
@@ -1163,6 +1236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("browser", lambda: browser(server, scale + 1)),
             ("long", lambda: long_answers(server, scale)),
             ("background", lambda: background_cell(server, scale)),
+            ("background-lab", lambda: background_lab(server, scale)),
         ]
         for name, later_step in later:
             if name not in args.skip:
