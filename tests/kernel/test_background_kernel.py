@@ -184,3 +184,22 @@ def test_unload_and_shutdown_hang_up_every_answer(server: StandInServer) -> None
         assert all(s.disconnected.wait(WAIT) for s in server.streams[2:])
         for cell in cells:  # hung up by the kernel itself on its way out, not by a kill
             shows(kernel, cell, "Stopped by the user")
+
+
+def test_every_option_works_in_the_background(kernel: KernelSession, server: StandInServer) -> None:
+    ok(kernel, 'notes = "The meeting moved to Tuesday."')
+    cell = kernel_msg_id(
+        ok(kernel, "%%allm background -w research thread=new attach=notes out=threaded\nWhen?")
+    )
+    reply = ok(kernel, "r = threaded.result(); print(r.thread, r.complete)").text.split()
+    request = server.chat_requests()[-1]
+    assert f"/thread/{reply[0]}/stream-chat" in request.path and reply[1] == "True"
+    assert [a.name for a in request.attachments] == ["notes.txt"]
+    shown = updates(shows(kernel, cell, "fake-model"))  # the final update, with its footer
+    assert "Attached" in shown[0] and "notes" in shown[0]  # the table, first in the asking cell
+
+    assert kernel.run("1 / 0").status == "error"
+    ok(kernel, "%%allm background -w research out=explained explain\nWhy did it fail?")
+    ok(kernel, "explained.result()")
+    message = server.chat_requests()[-1].json["message"]
+    assert "ZeroDivisionError" in message and "Why did it fail?" in message
