@@ -130,32 +130,30 @@ def test_result_await_jobs_stop_and_a_failure(kernel: KernelSession, server: Sta
         assert state_word in listed
 
 
+def queued_behind(kernel: KernelSession, server: StandInServer, first: str, second: str) -> None:
+    """Ask ``first`` (held by the server), then ``second``: it waits, queued and unsent, until
+    the first ends; then the server gets it."""
+    release, at = threading.Event(), reached()
+    server.queue(held_answer("Holding the way.", at, release))
+    ok(kernel, f"%%allm background -w research {first}\nFirst?")
+    assert at.wait(WAIT)
+    asked = len(server.chat_requests())
+    ok(kernel, f"%%allm background -w research {second} out=second\nSecond?")
+    assert "queued" in ok(kernel, "print(second.state)").text
+    assert "queued" in ok(kernel, "%allm jobs").text
+    assert len(server.chat_requests()) == asked  # not sent while the first holds the way
+    release.set()
+    ok(kernel, "second.result()")
+    assert [r.json["message"] for r in server.chat_requests()][-2:] == ["First?", "Second?"]
+
+
 def test_one_session_asks_in_order_and_the_limit_queues(
     kernel: KernelSession, server: StandInServer
 ) -> None:
-    release, at = threading.Event(), reached()
-    server.queue(held_answer("First in the session.", at, release))
-    ok(kernel, "%%allm background -w research session=same out=a\nFirst?")
-    assert at.wait(WAIT)
-    ok(kernel, "%%allm background -w research session=same out=b\nSecond?")
-    assert "queued" in ok(kernel, "print(b.state)").text
-    assert len(server.chat_requests()) == 1  # the second waits for the first's turn to end
-    release.set()
-    ok(kernel, "b.result()")
-    asked = [r.json["message"] for r in server.chat_requests()]
-    assert asked == ["First?", "Second?"]
+    queued_behind(kernel, server, "session=same", "session=same")
     assert server.streams[0].finished.is_set()
-
     ok(kernel, "%config AllmMagics.background_limit = 1")
-    release, at = threading.Event(), reached()
-    server.queue(held_answer("Holding the only slot.", at, release))
-    ok(kernel, "%%allm background -w research session=x out=c\nThird?")
-    assert at.wait(WAIT)
-    ok(kernel, "%%allm background -w research session=y out=d\nFourth?")
-    assert "queued" in ok(kernel, "%allm jobs").text
-    release.set()
-    ok(kernel, "d.result()")
-    assert [r.json["message"] for r in server.chat_requests()][-2:] == ["Third?", "Fourth?"]
+    queued_behind(kernel, server, "session=x", "session=y")
 
 
 def test_unload_and_shutdown_hang_up_every_answer(server: StandInServer) -> None:
