@@ -410,7 +410,7 @@ def stop(context: Context, argument: str) -> Message:
         except ValueError:
             raise ConfigurationError(
                 f"Say which background answer to stop: %allm stop N (see %allm jobs) or "
-                f"%allm stop all, not '{argument.strip()}'."
+                f"%allm stop all, not {argument.strip()!r}."
             ) from None
         job = context.jobs.job(number)
         if job is None:

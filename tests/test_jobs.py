@@ -138,3 +138,17 @@ def test_the_docs_name_the_job_members_and_commands() -> None:
         assert name in COMMANDS
     assert "jobs" in COMMANDS and "stop" in COMMANDS
     assert "`%allm stop N`" in section and "background_limit" in section
+
+
+@given(argument=st.text(max_size=30))
+def test_stop_takes_any_text_and_answers_in_one_sentence(argument: str) -> None:
+    from allm_jupyter.commands import Message, stop
+    from allm_jupyter.context import Context
+    from allm_jupyter.errors import ConfigurationError
+
+    try:
+        said = stop(Context(), argument)
+    except ConfigurationError as exc:
+        assert exc.message.endswith(".") and "\n" not in exc.message.strip()
+    else:
+        assert isinstance(said, Message)
