@@ -28,14 +28,24 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from ._json import objects, read_json, text
 from ._sse import EventDecoder, LineTooLong
-from .config import CONNECT_TIMEOUT, DOCUMENT_MIME, ClientConfig, checked_timeout
+from .config import (
+    CONNECT_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DOCUMENT_MIME,
+    ClientConfig,
+    Origin,
+    checked_timeout,
+)
 from .errors import (
     AllmError,
     AuthenticationError,
@@ -272,6 +282,15 @@ def transport_failure(exc: httpx.TransportError, config: ClientConfig) -> AllmEr
             httpx.ConnectTimeout: "connection timed out",
         }.get(type(exc), type(exc).__name__)
     return ServerUnreachableError(config.base_url, reason, url_origin=config.origin.base_url)
+
+
+def read_failure(exc: httpx.HTTPError, config: ClientConfig) -> AllmError:
+    """A body that broke off or cannot be decoded (a bad ``Content-Encoding``)."""
+    if isinstance(exc, httpx.TransportError):
+        return transport_failure(exc, config)
+    return ServerError(
+        f"The server at {config.base_url} sent a body that cannot be read ({type(exc).__name__})."
+    )
 
 
 def _has_request(exc: httpx.TransportError) -> bool:
@@ -561,15 +580,68 @@ def _sentence(words: str) -> str:
 # -- what both shells share that is not I/O ------------------------------------------------------
 
 
-class ClientBase:
-    """The settings side of both clients: config, key, shared backoff, the chat call."""
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
+_Shell = TypeVar("_Shell", bound="ClientBase[Any, Any]")
 
-    _config: ClientConfig
 
-    def _setup_common(self, config: ClientConfig) -> None:
+class ClientBase(Generic[HttpT, TransportT]):
+    """What both clients share that is not I/O: making them, their settings, key and backoff.
+
+    ``HttpT`` is the httpx client a shell sends with (``httpx.Client`` or ``httpx.AsyncClient``),
+    ``TransportT`` the transport its own httpx client may be given.
+    """
+
+    _http: HttpT
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | Secret | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        ca_bundle: str | Path | None = None,
+        http_client: HttpT | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        origin: Origin | None = None,
+        transport: TransportT | None = None,
+    ) -> None:
+        config = ClientConfig.create(
+            base_url,
+            api_key,
+            timeout,
+            headers=headers,
+            max_retries=max_retries,
+            ca_bundle=ca_bundle,
+            origin=origin,
+            max_line_bytes=max_line_bytes,
+            max_body_bytes=max_body_bytes,
+        )
+        self._setup(config, http_client, transport)
+
+    @classmethod
+    def from_config(cls: type[_Shell], config: ClientConfig, *, http_client: Any = None) -> _Shell:
+        """A client with the settings of ``config`` (e.g. another client's ``.config``);
+        ``http_client`` as in the constructor."""
+        client = cls.__new__(cls)
+        client._setup(config, http_client, None)
+        return client
+
+    def _setup(
+        self, config: ClientConfig, http_client: HttpT | None, transport: TransportT | None
+    ) -> None:
         self._config = config
         self._auth = BearerAuth(config)
         self._backoff = Backoff()
+        self._owns_http = http_client is None
+        self._http = http_client or self._new_http(verify=http_verify(config), transport=transport)
+
+    def _new_http(self, *, verify: ssl.SSLContext | bool, transport: TransportT | None) -> HttpT:
+        """The shell's own httpx client (closed with the shell)."""
+        raise NotImplementedError
 
     @property
     def config(self) -> ClientConfig:
@@ -593,30 +665,12 @@ class ClientBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, timeout={self.timeout!r})"
 
-    def _chat_turn(
-        self,
-        slug: str,
-        message: str,
-        *,
-        mode: str | None,
-        session_id: str | None,
-        thread: str | None,
-        reset: bool,
-        attachments: Sequence[ToWire | Mapping[str, str]] | None,
-        timeout: float | httpx.Timeout | None,
-    ) -> tuple[Call, ChatTurn]:
-        call, builder = chat_call(
-            slug,
-            message,
-            mode=mode,
-            session_id=session_id,
-            thread=thread,
-            reset=reset,
-            attachments=attachments,
-            timeout=timeout,
-        )
-        timeout_used = call.timeout if call.timeout is not None else self._config.timeout
-        return call, ChatTurn(builder, self._config, timeout_used)
+    def _resending(self, turn: ChatTurn, exc: httpx.TransportError) -> bool:
+        """Whether to ask again after ``exc`` broke the answer off; the wait joins the backoff."""
+        wait = turn.resend_wait(exc)
+        if wait is not None:
+            self._backoff.pause(wait)
+        return wait is not None
 
 
 def http_verify(config: ClientConfig) -> ssl.SSLContext | bool:
@@ -642,6 +696,7 @@ class ChatTurn:
         """A finalize arrived: the end of the turn, even if the server keeps the body open."""
         self.started = False
         """Some byte of the answer arrived (after which a chat is never sent again)."""
+        self._resends = 0
 
     def feed(self, read: bytes) -> list[Event]:
         """The events ``read`` completes, each folded into the reply already."""
@@ -673,7 +728,18 @@ class ChatTurn:
                 break
         return events
 
-    def broken(self, exc: httpx.TransportError) -> AllmError:
+    def resend_wait(self, exc: httpx.TransportError) -> float | None:
+        """Seconds to wait before asking again after the answer broke off before its first byte
+        (a proxy dropped it); ``None``: not again (a byte arrived, it went silent, or the
+        ``max_retries`` are spent)."""
+        if self.started or isinstance(exc, httpx.TimeoutException):
+            return None
+        if self._resends >= self._config.max_retries:
+            return None
+        self._resends += 1
+        return retry_delay(self._resends, None)
+
+    def broken(self, exc: httpx.HTTPError) -> AllmError:
         """The error for a transport failure mid-answer, carrying the partial reply."""
         if isinstance(exc, httpx.TimeoutException):
             seconds = read_seconds(self.timeout)
@@ -701,6 +767,7 @@ class ChatTurn:
 
 
 def chat_call(
+    config: ClientConfig,
     slug: str,
     message: str,
     *,
@@ -710,7 +777,7 @@ def chat_call(
     reset: bool,
     attachments: Sequence[ToWire | Mapping[str, str]] | None,
     timeout: float | httpx.Timeout | None,
-) -> tuple[Call, ReplyBuilder]:
+) -> tuple[Call, ChatTurn]:
     """The ``stream-chat`` request of one question (workspace or thread route) and its fold."""
     message = message or ""
     if not message.strip() and not reset:
@@ -736,15 +803,11 @@ def chat_call(
         session_id=session_id,
         reset_only=reset and not message.strip(),
     )
+    limits = config.timeout if timeout is None else checked_timeout(timeout, "timeout")
     call = Call(
-        "POST",
-        path + "/stream-chat",
-        json=body,
-        timeout=None if timeout is None else checked_timeout(timeout, "timeout"),
-        workspace=slug,
-        thread=thread,
+        "POST", path + "/stream-chat", json=body, timeout=limits, workspace=slug, thread=thread
     )
-    return call, builder
+    return call, ChatTurn(builder, config, limits)
 
 
 def _wire_attachments(

@@ -10,6 +10,7 @@ Use it in FastAPI, Streamlit or any asyncio app, or in a notebook cell with top-
 from __future__ import annotations
 
 import asyncio
+import ssl
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -22,19 +23,12 @@ from . import _protocol as core
 from ._protocol import Call, Op, ToWire
 from .client import upload_arguments
 from .config import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
     HISTORY_LIMIT,
-    ClientConfig,
-    Origin,
 )
 from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
-from .secret import Secret
 
 __all__ = ["AsyncChatStream", "AsyncClient"]
 
@@ -75,13 +69,20 @@ class AsyncChatStream:
         turn = self._turn
         response: httpx.Response | None = None
         try:
-            response = await self._client._open(self._call)
-            async for read in response.aiter_bytes():
-                for event in turn.feed(read):
-                    yield event
-                if turn.finished:
+            while True:  # again only if the answer broke off before its first byte
+                response = await self._client._open(self._call)
+                try:
+                    async for read in response.aiter_bytes():
+                        for event in turn.feed(read):
+                            yield event
+                        if turn.finished:
+                            break
                     break
-        except httpx.TransportError as exc:
+                except httpx.TransportError as exc:
+                    if not self._client._resending(turn, exc):
+                        raise
+                    await response.aclose()
+        except httpx.HTTPError as exc:
             raise turn.broken(exc) from None
         except (KeyboardInterrupt, asyncio.CancelledError):
             turn.builder.interrupt()
@@ -114,72 +115,16 @@ class AsyncChatStream:
         await self.aclose()
 
 
-class AsyncClient(core.ClientBase):
-    """A synchronous AnythingLLM client.
-
-    ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too) and ``api_key``
-    default to ``ANYTHING_LLM_BASE_URL`` and ``ANYTHING_LLM_API_KEY``. ``timeout`` is seconds
-    without any byte before a request or an answer is given up (connecting gets at most 10 s of
-    it), or an ``httpx.Timeout``. ``headers`` go with every request. ``max_retries`` repeats a
-    request that failed to connect, met a 429 or 503 (waiting as ``Retry-After`` says), or for
-    reads and chats not yet answered a 502 or 504, with exponential backoff and jitter; a pause
-    the server asks for holds back all of this client's requests. ``max_line_bytes`` and
-    ``max_body_bytes`` cap one line of an answer's event stream and one plain response body.
-    TLS certificates are always verified: against ``ca_bundle`` (a PEM file) if given, else
-    ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's bundle. ``http_client`` is an
-    ``httpx.AsyncClient`` you own (proxies, certificates, transports): it is used as it is and not
-    closed. Redirects are never followed (the key would go along); the error names where the
-    server points instead.
+class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
+    """An asyncio AnythingLLM client: :class:`~allm_jupyter.client.Client`'s arguments, methods
+    and results, awaited (its docstring says what each argument does). ``http_client`` is an
+    ``httpx.AsyncClient`` you own; make the client inside the event loop that uses it.
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | Secret | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        ca_bundle: str | Path | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        origin: Origin | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        config = ClientConfig.create(
-            base_url,
-            api_key,
-            timeout,
-            headers=headers,
-            max_retries=max_retries,
-            ca_bundle=ca_bundle,
-            origin=origin,
-            max_line_bytes=max_line_bytes,
-            max_body_bytes=max_body_bytes,
-        )
-        self._setup(config, http_client, transport)
-
-    @classmethod
-    def from_config(
-        cls, config: ClientConfig, *, http_client: httpx.AsyncClient | None = None
-    ) -> AsyncClient:
-        """A client with the settings of ``config`` (e.g. another client's ``.config``)."""
-        client = cls.__new__(cls)
-        client._setup(config, http_client, None)
-        return client
-
-    def _setup(
-        self,
-        config: ClientConfig,
-        http_client: httpx.AsyncClient | None,
-        transport: httpx.AsyncBaseTransport | None,
-    ) -> None:
-        self._setup_common(config)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            verify=core.http_verify(config), transport=transport
-        )
+    def _new_http(
+        self, *, verify: ssl.SSLContext | bool, transport: httpx.AsyncBaseTransport | None
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(verify=verify, transport=transport)
 
     async def aclose(self) -> None:
         """Close the connections (not those of an ``http_client`` you passed: you own it)."""
@@ -229,8 +174,8 @@ class AsyncClient(core.ClientBase):
             reader = core.BodyReader(self._config, response.headers.get("content-length"))
             async for read in response.aiter_bytes():
                 reader.add(read)
-        except httpx.TransportError as exc:
-            raise core.transport_failure(exc, self._config) from None
+        except httpx.HTTPError as exc:
+            raise core.read_failure(exc, self._config) from None
         finally:
             await response.aclose()
         return core.answer_of(response, reader.body(), self._config.api_key)
@@ -392,7 +337,8 @@ class AsyncClient(core.ClientBase):
         ``mode`` with them (new workspaces default to ``automatic``). ``timeout`` overrides the
         client's for this answer only.
         """
-        call, turn = self._chat_turn(
+        call, turn = core.chat_call(
+            self._config,
             slug,
             message,
             mode=mode,

@@ -10,6 +10,7 @@ in no attribute, default header or traceback local.
 
 from __future__ import annotations
 
+import ssl
 import time
 import warnings
 import weakref
@@ -22,19 +23,12 @@ import httpx
 from . import _protocol as core
 from ._protocol import Call, Op, PlainHttpWarning, ToWire
 from .config import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
     HISTORY_LIMIT,
-    ClientConfig,
-    Origin,
 )
 from .errors import AllmError, UploadError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
-from .secret import Secret
 
 __all__ = ["ChatStream", "Client", "PlainHttpWarning"]
 
@@ -73,12 +67,19 @@ class ChatStream:
         turn = self._turn
         response: httpx.Response | None = None
         try:
-            response = self._client._open(self._call)
-            for read in response.iter_bytes():
-                yield from turn.feed(read)
-                if turn.finished:
+            while True:  # again only if the answer broke off before its first byte
+                response = self._client._open(self._call)
+                try:
+                    for read in response.iter_bytes():
+                        yield from turn.feed(read)
+                        if turn.finished:
+                            break
                     break
-        except httpx.TransportError as exc:
+                except httpx.TransportError as exc:
+                    if not self._client._resending(turn, exc):
+                        raise
+                    response.close()
+        except httpx.HTTPError as exc:
             raise turn.broken(exc) from None
         except KeyboardInterrupt:
             turn.builder.interrupt()
@@ -106,7 +107,7 @@ class ChatStream:
         self.close()
 
 
-class Client(core.ClientBase):
+class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
     """A synchronous AnythingLLM client.
 
     ``base_url`` (instance root; ``…/api`` and ``…/api/v1`` are accepted too) and ``api_key``
@@ -114,8 +115,9 @@ class Client(core.ClientBase):
     without any byte before a request or an answer is given up (connecting gets at most 10 s of
     it), or an ``httpx.Timeout``. ``headers`` go with every request. ``max_retries`` repeats a
     request that failed to connect, met a 429 or 503 (waiting as ``Retry-After`` says), or for
-    reads and chats not yet answered a 502 or 504, with exponential backoff and jitter; a pause
-    the server asks for holds back all of this client's requests. ``max_line_bytes`` and
+    reads and chats a 502 or 504, and a chat whose answer broke off before its first byte, with
+    exponential backoff and jitter (never a chat once a byte of its answer arrived); a pause the
+    server asks for holds back all of this client's requests. ``max_line_bytes`` and
     ``max_body_bytes`` cap one line of an answer's event stream and one plain response body.
     TLS certificates are always verified: against ``ca_bundle`` (a PEM file) if given, else
     ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's bundle. ``http_client`` is an
@@ -124,54 +126,10 @@ class Client(core.ClientBase):
     server points instead.
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | Secret | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        *,
-        headers: Mapping[str, str] | None = None,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        ca_bundle: str | Path | None = None,
-        http_client: httpx.Client | None = None,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        origin: Origin | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        config = ClientConfig.create(
-            base_url,
-            api_key,
-            timeout,
-            headers=headers,
-            max_retries=max_retries,
-            ca_bundle=ca_bundle,
-            origin=origin,
-            max_line_bytes=max_line_bytes,
-            max_body_bytes=max_body_bytes,
-        )
-        self._setup(config, http_client, transport)
-
-    @classmethod
-    def from_config(
-        cls, config: ClientConfig, *, http_client: httpx.Client | None = None
-    ) -> Client:
-        """A client with the settings of ``config`` (e.g. another client's ``.config``)."""
-        client = cls.__new__(cls)
-        client._setup(config, http_client, None)
-        return client
-
-    def _setup(
-        self,
-        config: ClientConfig,
-        http_client: httpx.Client | None,
-        transport: httpx.BaseTransport | None,
-    ) -> None:
-        self._setup_common(config)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(
-            verify=core.http_verify(config), transport=transport
-        )
+    def _new_http(
+        self, *, verify: ssl.SSLContext | bool, transport: httpx.BaseTransport | None
+    ) -> httpx.Client:
+        return httpx.Client(verify=verify, transport=transport)
 
     def close(self) -> None:
         """Close the connections (not those of an ``http_client`` you passed: you own it)."""
@@ -221,8 +179,8 @@ class Client(core.ClientBase):
             reader = core.BodyReader(self._config, response.headers.get("content-length"))
             for read in response.iter_bytes():
                 reader.add(read)
-        except httpx.TransportError as exc:
-            raise core.transport_failure(exc, self._config) from None
+        except httpx.HTTPError as exc:
+            raise core.read_failure(exc, self._config) from None
         finally:
             response.close()
         return core.answer_of(response, reader.body(), self._config.api_key)
@@ -381,7 +339,8 @@ class Client(core.ClientBase):
         ``mode`` with them (new workspaces default to ``automatic``). ``timeout`` overrides the
         client's for this answer only.
         """
-        call, turn = self._chat_turn(
+        call, turn = core.chat_call(
+            self._config,
             slug,
             message,
             mode=mode,
@@ -423,8 +382,8 @@ class Client(core.ClientBase):
 
 def upload_arguments(slug: str | Path, path: str | Path) -> tuple[str, Path]:
     """``(slug, path)`` from ``upload(slug, path)``, or from the old ``upload(path, slug)`` with a
-    ``DeprecationWarning`` (a slug is never an existing file; a path to one always is)."""
-    if Path(slug).is_file() and not Path(path).is_file():
+    ``DeprecationWarning`` (a slug is never a ``Path`` nor an existing file; a path to upload is)."""
+    if isinstance(slug, Path) or (Path(slug).is_file() and not Path(path).is_file()):
         warnings.warn(
             "upload(path, slug) is deprecated; call upload(slug, path), slug first as in every "
             "other method.",

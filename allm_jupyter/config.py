@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +59,7 @@ def env_value(environ: Mapping[str, str], name: str) -> str | None:
 class ClientConfig:
     """A client's settings, validated: build one with :meth:`create` (the clients do)."""
 
-    root: str
+    root: str = field(repr=False)
     """The instance root, e.g. ``https://host/anythingllm`` (may hold a password: see ``base_url``)."""
     api_key: Secret = field(repr=False)
     timeout: float | httpx.Timeout = DEFAULT_TIMEOUT
@@ -74,6 +74,13 @@ class ClientConfig:
     def base_url(self) -> str:
         """The server, as shown in messages (a password in the URL is masked)."""
         return redact_url(self.root)
+
+    def __repr__(self) -> str:
+        """No password of the URL, no key, and header names only (a header may carry a token)."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["headers"] = [name for name, _ in self.headers]
+        listed = ", ".join(f"{name}={value!r}" for name, value in shown.items())
+        return f"ClientConfig(base_url={self.base_url!r}, {listed})"
 
     @classmethod
     def create(

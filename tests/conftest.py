@@ -3,52 +3,31 @@
 Hypothesis never times an example (a busy machine is not a failure). The client tests run on both
 clients: ``make_client`` builds a :class:`~allm_jupyter.Client`, or an
 :class:`~allm_jupyter.AsyncClient` driven from the test's plain code through :class:`OnLoop`, so
-one test body checks both shells of the protocol core.
+one test body checks both shells of the protocol core (on the product's own loop thread, ``_loop``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import threading
-from collections.abc import Callable, Coroutine, Generator, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import pytest
 from hostile import HostileServer
 from hypothesis import settings
 
 from allm_jupyter import AsyncChatStream, AsyncClient, Client, Reply
+from allm_jupyter._loop import LoopThread
 from allm_jupyter.events import Event
 
 settings.register_profile("allm", deadline=None)
 settings.load_profile("allm")
 
-T = TypeVar("T")
-
-
-class EventLoopThread:
-    """An event loop on its own thread, for plain code to run coroutines on."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def stop(self) -> None:
-        self.run(self.loop.shutdown_asyncgens())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
-
 
 class OnLoopStream:
     """An :class:`AsyncChatStream` read from plain code: ``for``, ``with``, ``close``, ``stop``."""
 
-    def __init__(self, stream: AsyncChatStream, loop: EventLoopThread) -> None:
+    def __init__(self, stream: AsyncChatStream, loop: LoopThread) -> None:
         self._stream = stream
         self._loop = loop
 
@@ -65,17 +44,17 @@ class OnLoopStream:
         try:
             while True:
                 try:
-                    yield self._loop.run(step())
+                    yield self._loop.call(step)
                 except StopAsyncIteration:
                     return
         finally:  # break, an exception in the loop: hang up as the sync stream does
-            self._loop.run(self._stream.aclose())
+            self._loop.call(self._stream.aclose)
 
     def close(self) -> None:
-        self._loop.run(self._stream.aclose())
+        self._loop.call(self._stream.aclose)
 
     def stop(self) -> Reply:
-        return self._loop.run(self._stream.stop())
+        return self._loop.call(self._stream.stop)
 
     def __enter__(self) -> OnLoopStream:
         return self
@@ -89,15 +68,15 @@ class OnLoop:
     loop thread, so the sync client's tests run unchanged on the async client."""
 
     def __init__(self, make: Callable[[], AsyncClient]) -> None:
-        self._loop = EventLoopThread()
+        self._loop = LoopThread()
 
         async def build() -> AsyncClient:
             return make()
 
         try:
-            self._client = self._loop.run(build())
+            self._client = self._loop.call(build)
         except BaseException:
-            self._loop.stop()
+            self._loop.close()
             raise
 
     def __getattr__(self, name: str) -> Any:
@@ -105,15 +84,15 @@ class OnLoop:
         if name == "stream_chat":
             return lambda *args, **kwargs: OnLoopStream(attribute(*args, **kwargs), self._loop)
         if inspect.iscoroutinefunction(attribute):
-            return lambda *args, **kwargs: self._loop.run(attribute(*args, **kwargs))
+            return lambda *args, **kwargs: self._loop.call(lambda: attribute(*args, **kwargs))
         return attribute
 
     def __repr__(self) -> str:
         return repr(self._client)
 
     def close(self) -> None:
-        self._loop.run(self._client.aclose())
-        self._loop.stop()
+        self._loop.call(self._client.aclose)
+        self._loop.close()
 
     def __enter__(self) -> OnLoop:
         return self

@@ -290,7 +290,7 @@ def test_upload_embeds_and_checks(client, allm_server, tmp_path: Path) -> None:
     slug = allm_server.slugs[0]
     path = tmp_path / "notes.txt"
     path.write_text("The quarterly review happens every March in Lisbon.\n")
-    documents = client.upload(path, slug)
+    documents = client.upload(slug, path)
     assert len(documents) == 1
     assert documents[0].docpath in [d.docpath for d in client.workspace(slug).documents]
 
@@ -331,9 +331,9 @@ def test_upload_parse_failure_is_an_upload_error(client, allm_server, tmp_path: 
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(UploadError, match=r"^The server could not read empty\.txt: "):
-        client.upload(empty, allm_server.slugs[0])
+        client.upload(allm_server.slugs[0], empty)
     with pytest.raises(UploadError, match="There is no file at"):
-        client.upload(tmp_path / "missing.txt", allm_server.slugs[0])
+        client.upload(allm_server.slugs[0], tmp_path / "missing.txt")
 
 
 def test_a_malformed_key_is_refused_without_showing_it(
@@ -357,7 +357,7 @@ def test_bad_urls_and_url_passwords(make_client, allm_server: StandInServer) -> 
     with make_client(f"http://ada:hunter2@{host}", api_key=allm_server.api_key) as c:
         assert c.base_url == f"http://ada:***@{host}"
         assert [w.slug for w in c.workspaces()] == allm_server.slugs
-        assert "hunter2" not in repr(c) + str(c.server_info())
+        assert "hunter2" not in repr(c) + repr(c.config) + str(c.server_info())
 
 
 def test_a_timeout_for_one_answer_only(client: Client, allm_server: StandInServer) -> None:

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from allm_jupyter import (
     AsyncClient,
     Client,
+    ConnectionLostError,
     ServerError,
     ServerUnreachableError,
     WorkspaceNotFoundError,
@@ -315,3 +316,50 @@ def test_upload_takes_the_slug_first_and_the_old_order_warns(
             assert client.upload(slug, path)[0].title
         with pytest.warns(DeprecationWarning, match=r"call upload\(slug, path\)"):
             assert client.upload(path, slug)[0].title
+
+
+@given(garbage=st.binary(min_size=1, max_size=200))
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_body_that_cannot_be_decoded_is_a_server_error(
+    make_client: Callable[..., Any], server: HostileServer, garbage: bytes
+) -> None:
+    bad = http_response(200, b"\x00not gzip" + garbage, headers=[("Content-Encoding", "gzip")])
+    server.routes[WORKSPACES] = canned(bad)
+    with (
+        make_client(server.base_url, api_key=KEY) as client,
+        pytest.raises(ServerError, match=r"sent a body that cannot be read \(DecodingError\)"),
+    ):
+        client.workspaces()
+
+
+CHUNKED_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: close\r\n\r\n"
+)
+"""An event stream whose body is chunked: a close before the last chunk breaks it off."""
+
+
+def http_chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def test_a_chat_broken_off_before_its_first_byte_is_asked_again(
+    make_client, server: HostileServer
+) -> None:
+    whole = Canned((CHUNKED_HEAD, http_chunk(chunk("Hello") + FINALIZE), b"0\r\n\r\n"))
+    server.routes[STREAM_ROUTE] = [Canned((CHUNKED_HEAD,)), whole]
+    with make_client(server.base_url, api_key=KEY) as client:
+        assert client.chat(STREAM_SLUG, "q", mode="chat").text == "Hello"
+    assert server.count(STREAM_ROUTE) == 2
+
+
+def test_a_chat_broken_off_after_a_byte_is_not_asked_again(
+    make_client, server: HostileServer
+) -> None:
+    broken = Canned((CHUNKED_HEAD, http_chunk(chunk("Half "))))
+    server.routes[STREAM_ROUTE] = [broken, Canned((STREAM_HEAD, chunk("Again"), FINALIZE))]
+    with make_client(server.base_url, api_key=KEY) as client:
+        with pytest.raises(ConnectionLostError, match="broke before the answer ended") as caught:
+            client.chat(STREAM_SLUG, "q", mode="chat")
+        assert caught.value.reply is not None and caught.value.reply.text == "Half "
+    assert server.count(STREAM_ROUTE) == 1

@@ -119,6 +119,7 @@ def test_chat_calls_carry_what_was_asked(message: str, mode: str | None) -> None
     if not message.strip():
         with pytest.raises(ConfigurationError, match="question is empty"):
             core.chat_call(
+                CONFIG,
                 "ws",
                 message,
                 mode=mode,
@@ -129,7 +130,8 @@ def test_chat_calls_carry_what_was_asked(message: str, mode: str | None) -> None
                 timeout=None,
             )
         return
-    call, builder = core.chat_call(
+    call, turn = core.chat_call(
+        CONFIG,
         "ws",
         message,
         mode=mode,
@@ -141,7 +143,7 @@ def test_chat_calls_carry_what_was_asked(message: str, mode: str | None) -> None
     )
     assert call.path == "/v1/workspace/ws/thread/t/stream-chat" and call.repeatable
     assert call.json == {"message": message, "sessionId": "s"} | ({"mode": mode} if mode else {})
-    assert builder.thread == "t"
+    assert turn.builder.thread == "t" and call.timeout == CONFIG.timeout
 
 
 # -- mapping and diagnosis ----------------------------------------------------------------------
@@ -363,3 +365,15 @@ def test_errors_pickle_with_class_message_and_fields(message: str) -> None:
         assert type(copy) is type(error)
         assert (copy.message, str(copy), copy.args) == (error.message, str(error), error.args)
         assert vars(copy) == vars(error)
+
+
+@given(password=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=12, max_size=30))
+def test_a_configs_repr_shows_no_secret(password: str) -> None:
+    config = ClientConfig.create(
+        f"http://ada:{password}@host:1",
+        KEY + password,
+        headers={"Proxy-Authorization": "Basic " + password},
+    )
+    shown = repr(config)
+    assert password not in shown and KEY not in shown
+    assert "Proxy-Authorization" in shown and "ada:***@host" in shown
