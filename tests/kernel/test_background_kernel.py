@@ -201,3 +201,24 @@ def test_every_option_works_in_the_background(kernel: KernelSession, server: Sta
     ok(kernel, "explained.result()")
     message = server.chat_requests()[-1].json["message"]
     assert "ZeroDivisionError" in message and "Why did it fail?" in message
+
+
+def test_the_stop_button_stops_the_running_cell_not_a_background_answer(
+    kernel: KernelSession, server: StandInServer
+) -> None:
+    release, at = threading.Event(), reached()
+    server.queue(held_answer("Goes on after the stop button.", at, release))
+    ok(kernel, "%%allm background -w research out=going\nOn?")
+    assert at.wait(WAIT)
+    msg_id = kernel.execute(
+        "print('waiting', flush=True)\nimport threading\nthreading.Event().wait()"
+    )
+    printed = ""
+    while "waiting" not in printed:  # the cell is running: it printed (maybe in pieces)
+        printed += kernel.next_message(msg_id).get("content", {}).get("text", "")
+    kernel.interrupt()
+    assert kernel.collect(msg_id).reply["ename"] == "KeyboardInterrupt"
+    assert "streaming" in ok(kernel, "print(going.state)").text
+    assert not server.streams[-1].disconnected.is_set()
+    release.set()
+    assert "True" in ok(kernel, "print(going.result().complete)").text
