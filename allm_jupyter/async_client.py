@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,10 +21,8 @@ import httpx
 
 from . import _protocol as core
 from ._protocol import Call, Op, ToWire
-from .client import upload_arguments
-from .config import (
-    HISTORY_LIMIT,
-)
+from .client import ChatStream, upload_arguments
+from .config import HISTORY_LIMIT, ClientConfig
 from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
@@ -377,3 +375,12 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             async for _ in stream:
                 pass
         return stream.reply
+
+
+def async_twin(
+    prepared: ChatStream, client_for: Callable[[ClientConfig], AsyncClient]
+) -> AsyncChatStream:
+    """The question a sync stream holds (nothing sent yet), asked instead by the async client
+    ``client_for`` gives for its settings: a caller prepares synchronously (lookups,
+    attachments) and streams on a loop thread (``%%allm background``)."""
+    return AsyncChatStream(client_for(prepared._client.config), prepared._call, prepared._turn)

@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._loop import Work, shared_loop
@@ -34,35 +34,30 @@ from .reply import Reply
 
 if TYPE_CHECKING:
     from .async_client import AsyncChatStream, AsyncClient
-    from .client import Client
+    from .client import ChatStream
+    from .config import ClientConfig
     from .view import View
 
 JobState = Literal["queued", "streaming", "done", "failed", "stopped"]
 TurnKey = tuple[str, ...]
-"""What the server keeps one history for: the server, the workspace and the thread or session."""
+"""What the server keeps one history for: the workspace and the thread or session."""
 DEFAULT_LIMIT = 4
 """Answers streaming at once; more wait in line (each holds a connection and a model)."""
 
 
-def turn_key(base_url: str, workspace: str, thread: str | None, session_id: str | None) -> TurnKey:
-    """Answers with the same key are asked one after the other (thread routes ignore sessions)."""
-    if thread:
-        return (base_url, workspace, "thread", thread)
-    return (base_url, workspace, "session", session_id or "")
+def turn_key(reply: Reply) -> TurnKey:
+    """Answers with the same key (from their empty reply: workspace, thread, session) are asked
+    one after the other (thread routes ignore sessions). Two servers with a workspace of the same
+    name would wait for each other too: rare, and only slower."""
+    workspace = reply.workspace or ""
+    if reply.thread:
+        return (workspace, "thread", reply.thread)
+    return (workspace, "session", reply.session_id or "")
 
 
 def stop_hint(number: int) -> str:
     """What the output's status line says about stopping a background answer."""
     return f"the stop button does not stop it, `%allm stop {number}` does"
-
-
-@dataclass(frozen=True)
-class Question:
-    """A background question, prepared by the magic (nothing sent yet)."""
-
-    workspace: str
-    text: str
-    key: TurnKey
 
 
 class AskJob:
@@ -75,19 +70,26 @@ class AskJob:
     """
 
     def __init__(
-        self, number: int, question: Question, runner: JobRunner, clock: Callable[[], float]
+        self,
+        number: int,
+        prepared: ChatStream,
+        question: str,
+        runner: JobRunner,
+        clock: Callable[[], float],
     ) -> None:
         self.number = number
-        self.workspace = question.workspace
-        self.question = question.text
-        self.key = question.key
+        self.workspace = prepared.reply.workspace or ""
+        self.question = question
+        """As the user wrote it, for ``%allm jobs``."""
+        self.key = turn_key(prepared.reply)
+        self._prepared = prepared
         self._runner = runner
         self._clock = clock
         self._submitted = clock()
         self._ended: float | None = None
         self._state: JobState = "queued"
         self._stream: AsyncChatStream | None = None
-        self._reply = Reply(workspace=question.workspace)
+        self._reply = prepared.reply
         self._outcome: Future[Reply] = Future()
         self._work: Work[None] | None = None
         self._view: View | None = None
@@ -196,7 +198,8 @@ class JobRunner:
         self._streaming = 0
         self._room: asyncio.Condition | None = None
         self._turns: dict[TurnKey, asyncio.Lock] = {}
-        self._clients: dict[Client, AsyncClient] = {}
+        self._clients: dict[ClientConfig, AsyncClient] = {}
+        """The async twins of the sync clients that prepared the questions, by their settings."""
         self._hooked = False
         """Whether :meth:`close` runs at interpreter exit (from the first job on)."""
 
@@ -211,16 +214,13 @@ class JobRunner:
             return self._jobs.get(number)
 
     def submit(
-        self,
-        question: Question,
-        client: Client,
-        ask: Callable[[AsyncClient], AsyncChatStream],
-        make_view: Callable[[AskJob], View],
+        self, prepared: ChatStream, question: str, make_view: Callable[[AskJob], View]
     ) -> AskJob:
-        """Start the answer ``ask`` opens with ``client``'s settings, drawn into the view
-        ``make_view(job)`` makes (in the asking cell, whose context the final update runs in)."""
+        """Ask the question ``prepared`` holds (a sync stream, nothing sent yet) on the loop
+        thread, drawn into the view ``make_view(job)`` makes (in the asking cell, whose context
+        the final update runs in); ``question`` is what the user wrote."""
         with self._guard:
-            job = AskJob(next(self._numbers), question, self, self._clock)
+            job = AskJob(next(self._numbers), prepared, question, self, self._clock)
             self._jobs[job.number] = job
             if not self._hooked:  # kernel shutdown or restart hangs up what still streams
                 atexit.register(self.close)
@@ -230,7 +230,7 @@ class JobRunner:
         view.draw_due()  # the output exists before the cell returns: it belongs to this cell
         cell = contextvars.copy_context()
         job._view, job._cell = view, cell
-        job._work = shared_loop().submit(lambda: self._run(job, client, ask, view))
+        job._work = shared_loop().submit(lambda: self._run(job, view))
         return job
 
     def stop(self, job: AskJob) -> None:
@@ -256,18 +256,12 @@ class JobRunner:
 
     # -- on the loop thread -------------------------------------------------------------------
 
-    async def _run(
-        self,
-        job: AskJob,
-        client: Client,
-        ask: Callable[[AsyncClient], AsyncChatStream],
-        view: View,
-    ) -> None:
+    async def _run(self, job: AskJob, view: View) -> None:
         state: JobState = "stopped"
         error: BaseException | None = None
         try:
             async with self._turn(job.key), self._slot():
-                stream = ask(self._async_client(client))
+                stream = self._async_stream(job._prepared)
                 job._streaming(stream)
                 view.arrived()  # redraw the waiting line: no longer queued
                 async for _ in stream:
@@ -309,13 +303,16 @@ class JobRunner:
             async with room:
                 room.notify_all()
 
-    def _async_client(self, client: Client) -> AsyncClient:
-        from .async_client import AsyncClient  # with the first background answer: load speed
+    def _async_stream(self, prepared: ChatStream) -> AsyncChatStream:
+        from .async_client import AsyncClient, async_twin  # with the first one: load speed
 
-        found = self._clients.get(client)
-        if found is None:
-            found = self._clients[client] = AsyncClient.from_config(client.config)
-        return found
+        def pooled(config: ClientConfig) -> AsyncClient:
+            client = self._clients.get(config)
+            if client is None:
+                client = self._clients[config] = AsyncClient.from_config(config)
+            return client
+
+        return async_twin(prepared, pooled)
 
 
 async def _close_all(clients: list[AsyncClient]) -> None:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .commands import Output, Table
     from .jobs import AskJob
     from .reply import Reply
+    from .view import View
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 """What the server's slugs look like; anything else (``Research``, ``My docs``) is looked up by name."""
@@ -204,7 +205,7 @@ class AllmMagics(Magics):
     def _ask(self, options: CellOptions, question: str) -> None:
         self._explaining = self._explaining or options.explain
         try:
-            client, chat, attached = self._start(options, question)
+            stream, slug, attached = self._start(options, question)
         except AllmError as exc:  # _allm must not keep the previous cell's reply
             from .reply import Reply  # the fold loads with the first question: load speed
 
@@ -213,15 +214,13 @@ class AllmMagics(Magics):
         if attached is not None:
             self._display(attached)
         if options.background:
-            self._background(client, chat, options)
+            self._background(stream, question, options)
         else:
-            self._show(client.stream_chat(**chat), chat["slug"], options)
+            self._show(stream, slug, options)
 
-    def _start(
-        self, options: CellOptions, question: str
-    ) -> tuple[Client, dict[str, Any], Table | None]:
-        """Resolve the settings and prepare the question (nothing is sent yet): the client, the
-        arguments of its ``stream_chat``, and the table of what is attached to it."""
+    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, Table | None]:
+        """Resolve the settings and prepare the question's stream (nothing is sent yet), with
+        the table of what is attached to it."""
         settings = self.context.resolve(options)
         attachments = self._attachments(options)  # before any request: a refusal sends nothing
         if not options.raw:
@@ -240,17 +239,17 @@ class AllmMagics(Magics):
             thread = made.slug
         elif thread and not _SLUG.match(thread):
             thread = client.find_thread(slug, thread).slug
-        chat = {
-            "slug": slug,
-            "message": question.strip(),
-            "mode": mode,
-            "session_id": options.session or self.context.session.session_id,
-            "thread": thread,
-            "reset": options.reset,
-            "attachments": attachments or None,
-            "timeout": settings.timeout.value,
-        }
-        return client, chat, _attached(attachments, mode_note) if attachments else None
+        stream = client.stream_chat(
+            slug,
+            question.strip(),
+            mode=mode,
+            session_id=options.session or self.context.session.session_id,
+            thread=thread,
+            reset=options.reset,
+            attachments=attachments or None,
+            timeout=settings.timeout.value,
+        )
+        return stream, slug, _attached(attachments, mode_note) if attachments else None
 
     def _attachments(self, options: CellOptions) -> list[Attachment]:
         if not options.attach:
@@ -332,22 +331,20 @@ class AllmMagics(Magics):
             stream.close()
             view.close(reply, error_below=failed)
 
-    def _background(self, client: Client, chat: dict[str, Any], options: CellOptions) -> None:
-        """Start the answer on the loop thread and return at once; ``_allm`` holds its job."""
-        from .jobs import Question, turn_key  # with the first background answer: load speed
+    def _background(self, stream: ChatStream, question: str, options: CellOptions) -> None:
+        """Hand the prepared question to the kernel's job runner and return at once; ``_allm``
+        holds its job."""
         from .view import make_view  # display code loads with the first question: load speed
 
-        slug = chat["slug"]
-        key = turn_key(client.base_url, slug, chat["thread"], chat["session_id"])
-        job = self.context.jobs.submit(
-            Question(slug, chat["message"], key),
-            client,
-            lambda async_client: async_client.stream_chat(**chat),
-            lambda job: make_view(
-                slug, rich=self._rich, show_images=self.show_images, waiting_line=job.waiting_line
-            ),
-        )
-        self._keep(job, options)
+        def view(job: AskJob) -> View:
+            return make_view(
+                job.workspace,
+                rich=self._rich,
+                show_images=self.show_images,
+                waiting_line=job.waiting_line,
+            )
+
+        self._keep(self.context.jobs.submit(stream, question, view), options)
 
     def _keep(self, reply: Reply | AskJob, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too) or background job;

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from allm_jupyter.client import Client
 from allm_jupyter.commands import COMMANDS
-from allm_jupyter.jobs import AskJob, JobRunner, Question, turn_key
+from allm_jupyter.jobs import AskJob, JobRunner
 from allm_jupyter.options import parse_options
 from allm_jupyter.render import render_markdown
 from allm_jupyter.testing import StandInServer
@@ -41,13 +41,10 @@ def client(server: StandInServer) -> Iterator[Client]:
 
 
 def ask(runner: JobRunner, client: Client, question: str, session: str, display: Display) -> AskJob:
-    key = turn_key(client.base_url, "research", None, session)
+    prepared = client.stream_chat("research", question, mode="chat", session_id=session)
     return runner.submit(
-        Question("research", question, key),
-        client,
-        lambda async_client: async_client.stream_chat(
-            "research", question, mode="chat", session_id=session
-        ),
+        prepared,
+        question,
         lambda job: NotebookView(
             "research", display=display, budget=FrontEndBudget(), waiting_line=job.waiting_line
         ),
