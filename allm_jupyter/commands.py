@@ -388,7 +388,13 @@ def jobs(context: Context, _: str) -> Table | Message:
     if not found:
         return Message("No background answers in this kernel yet; ask with %%allm background.")
     rows = [
-        (job.number, job.workspace, _short(job.question, 60), job.state, f"{job.elapsed:.0f} s")
+        (
+            job.number,
+            job.workspace,
+            _short(job.question, 60) or "(explain)",
+            job.state,
+            f"{job.elapsed:.0f} s",
+        )
         for job in found
     ]
     return Table(

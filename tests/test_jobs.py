@@ -14,6 +14,7 @@ from displays import Display
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from allm_jupyter._loop import shared_loop
 from allm_jupyter.client import Client
 from allm_jupyter.commands import COMMANDS
 from allm_jupyter.jobs import AskJob, JobRunner
@@ -26,6 +27,14 @@ from allm_jupyter.view import FrontEndBudget, NotebookView
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "magic.md"
 WAIT = 60.0
 """Seconds before a wait that should end at once is called a hang."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_loop_thread_left() -> Iterator[None]:
+    """The jobs run on the process's loop thread: stop it after them, as the interpreter's exit
+    would (a later use starts it again)."""
+    yield
+    shared_loop().close()
 
 
 @pytest.fixture(scope="module")
