@@ -106,6 +106,7 @@ def test_a_queued_job_stops_without_asking(server: StandInServer, client: Client
             second.state == "queued" and "is queued" in display.updates[0].bundle["text/markdown"]
         )
         assert "`%allm stop 2`" in display.updates[0].bundle["text/markdown"]
+        assert "queued" in second._repr_markdown_() and "queued" in repr(second)
         second.cancel()
         assert second.state == "stopped" and second.result().interrupted
         assert len(server.chat_requests()) == asked  # it never reached the server
