@@ -177,8 +177,12 @@ class _Fence:
         ]
 
 
-def fence_opened_by(line: str) -> _Fence | None:
-    """The fenced code block ``line`` opens, as the escaper sees it (``segments`` cuts none)."""
+Fence = _Fence
+"""A fenced code block as the escaper sees it (``segments`` cuts none)."""
+
+
+def fence_opened_by(line: str) -> Fence | None:
+    """The fenced code block ``line`` opens, as the escaper sees it."""
     return _Fence.opened_by(line)
 
 

@@ -19,20 +19,31 @@ from __future__ import annotations
 
 import re
 
-from .render import fence_opened_by
+from .render import Fence, fence_opened_by
 
-MIN_PART = 16_000
+MIN_PART = 24_000
 """Characters of the answer a part holds at least: short answers stay one output."""
-GROWTH = 8
+GROWTH = 12
 """A part holds at least 1/GROWTH of the answer before it, so the number of parts grows with the
-logarithm of the answer's length (about 25 for 1 MB)."""
+logarithm of the answer's length: 13 for 300 KB, 28 for 1 MB, whose largest part is about 75 KB
+(an update of the tail costs JupyterLab about as much as rendering it once)."""
 MAX_PARTS = 30
 """Outputs of one answer at most, well under JupyterLab's 50 per cell (``maxNumberOutputs``):
 past that the tail just grows."""
 
 _NEWLINE = re.compile(r"\r\n?|\n")
 _LIST_ITEM = re.compile(r"(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
-_ENVIRONMENT = re.compile(r"\\(begin|end)\{")
+_DOLLARS = re.compile(r" {0,3}\$\$")
+_LABELLED = re.compile(r"\$\$[ \t]*\([^)$\r\n]+\)[ \t]*$")
+_ENVIRONMENT = re.compile(
+    r" {0,3}\\begin\{(equation|multline|gather|align|alignat|flalign|matrix|pmatrix|bmatrix"
+    r"|Bmatrix|vmatrix|Vmatrix|eqnarray)(\*?)\}"
+)
+_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
+_BREAK = re.compile(r" {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$")
+_UNDERLINE = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
+_CONTAINERS = re.compile(r"(?: {0,3}(?:>|(?:[-*+]|\d{1,9}[.)])(?=[ \t]|$))[ \t]?)*")
+"""Block quote markers and list markers at the start of a line."""
 
 
 def part_size(covered: int) -> int:
@@ -46,8 +57,8 @@ def next_cut(text: str, start: int, min_size: int) -> int | None:
     ``start`` must itself be a cut (or 0): the scan starts outside every block. Only complete
     lines count (the line after the cut too), so text still arriving never moves a cut.
     """
-    fence = None
-    math = (False, 0)
+    fence = None  # as the escaper sees fences: each part must escape to its slice of the whole
+    blocks = _Blocks()  # as a renderer with math sees them
     blank_before = False
     line_start = start
     for newline in _NEWLINE.finditer(text, start):
@@ -55,18 +66,16 @@ def next_cut(text: str, start: int, min_size: int) -> int | None:
         if (
             blank_before
             and fence is None
-            and math == (False, 0)
+            and blocks.closed
             and line_start - start >= min_size
             and _starts_a_block(line)
         ):
             return line_start
-        if fence is not None:
-            if fence.is_closed_by(line):
-                fence = None
-        else:
+        if fence is None:
             fence = fence_opened_by(line)
-            if fence is None:
-                math = _math_after(line, math)
+        elif fence.is_closed_by(line):
+            fence = None
+        blocks.read(line)
         blank_before = not line.strip()
         line_start = newline.end()
     return None
@@ -77,16 +86,73 @@ def _starts_a_block(line: str) -> bool:
     return bool(line.strip()) and line[0] not in " \t" and not _LIST_ITEM.match(line)
 
 
-def _math_after(line: str, math: tuple[bool, int]) -> tuple[bool, int]:
-    """Display math still open after ``line``, for renderers whose math blocks span blank lines
-    (VS Code's, markdown-it's; JupyterLab ends math at a blank line): a line starting with ``$$``
-    opens a block that a line ending with ``$$`` closes, and ``\\begin{``/``\\end{`` nest."""
-    dollars, environments = math
-    stripped = line.strip()
-    if dollars:
-        dollars = not stripped.endswith("$$")
-    else:
-        dollars = stripped.startswith("$$") and not (len(stripped) >= 4 and stripped.endswith("$$"))
-    for match in _ENVIRONMENT.finditer(line):
-        environments = environments + 1 if match[1] == "begin" else max(0, environments - 1)
-    return dollars, environments
+class _Blocks:
+    r"""Fences and display math open at the end of a line, as markdown-it reads them with its
+    math rules. JupyterLab and Notebook 7 end any math at a blank line, so no cut (always after
+    one) can fall in their math; this is for renderers whose top-level math blocks hold blank
+    lines (markdown-it's, VS Code's). In math, a fence is text.
+
+    A ``$$`` line opens math only where a block may start (it cannot continue a paragraph), an
+    amsmath ``\begin{…}`` anywhere; a line ending with ``$$`` (or ``$$ (label)``), or with the
+    matching ``\end{…}``, closes it.
+    """
+
+    def __init__(self) -> None:
+        self.fence: Fence | None = None
+        self.math: str | None = None
+        r"""What closes the open math: ``$$`` or ``\end{…}``."""
+        self.continues = False
+        """The line before is paragraph text, which a next line would continue."""
+
+    @property
+    def closed(self) -> bool:
+        return self.fence is None and self.math is None
+
+    def read(self, line: str) -> None:
+        stripped = line.strip()
+        if self.fence is not None:
+            if self.fence.is_closed_by(line):
+                self.fence = None
+        elif self.math is not None:
+            if self.math == "$$":
+                closed = stripped.endswith("$$") or _LABELLED.search(stripped) is not None
+            else:
+                closed = stripped.endswith(self.math)
+            if closed:
+                self.math = None
+        elif not stripped:
+            self.continues = False
+            return
+        elif (fence := fence_opened_by(line)) is not None:
+            self.fence = fence
+        elif environment := _ENVIRONMENT.match(line):
+            closing = f"\\end{{{environment[1]}{environment[2]}}}"
+            self.math = None if stripped.endswith(closing) else closing
+        elif not self.continues and _DOLLARS.match(line):
+            one_line = len(stripped) > 3 and (
+                stripped.endswith("$$") or _LABELLED.search(stripped) is not None
+            )
+            if one_line or len(stripped) <= 3 or "$$" not in stripped[2:]:
+                self.math = None if one_line else "$$"
+            else:  # not math to markdown-it: a paragraph
+                self.continues = True
+                return
+        else:
+            self.continues = self._paragraph(line)
+            return
+        self.continues = False
+
+    def _paragraph(self, line: str) -> bool:
+        """Whether a line after ``line`` would continue it (lazily, in a list or quote too)."""
+        if _BREAK.match(line) or _HEADING.match(line):
+            return False
+        if self.continues and _UNDERLINE.match(line):
+            return False  # a setext heading's underline
+        inside = _CONTAINERS.match(line).end()  # type: ignore[union-attr]  # matches ""
+        if inside:  # what the quote or list item holds: only paragraph text continues lazily
+            content = line[inside:]
+            return bool(content.strip()) and not (
+                _HEADING.match(content) or _BREAK.match(content) or fence_opened_by(content)
+            )
+        indented = len(line) - len(line.lstrip(" \t")) >= 4 or line.startswith("\t")
+        return self.continues or not indented  # else indented code, which nothing continues

@@ -10,7 +10,9 @@ per draw, not once per token.
 Updates come at most 20 times a second, and for long answers less often: JupyterLab re-parses and
 re-renders the whole Markdown of an output on every update, so after an update of N bytes the
 next one, of any view of this kernel, waits N / :data:`MARKDOWN_BYTES_PER_SECOND` seconds
-(:class:`FrontEndBudget`), and the page keeps up. The last update is exact.
+(:class:`FrontEndBudget`), and the page keeps up. So that this cost stops growing with the
+answer, a long answer is shown in parts (:mod:`~allm_jupyter.segments`): a closed part is drawn
+for the last time and only the tail keeps updating. The last update is exact.
 """
 
 from __future__ import annotations
