@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,9 +21,7 @@ import httpx
 
 from . import _protocol as core
 from ._protocol import Call, Op, ToWire, upload_arguments
-from .config import (
-    HISTORY_LIMIT,
-)
+from .config import HISTORY_LIMIT, ClientConfig
 from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
@@ -31,6 +29,7 @@ from .reply import Reply
 
 if TYPE_CHECKING:
     from .batch import Batch
+    from .client import ChatStream
 
 __all__ = ["AsyncChatStream", "AsyncClient"]
 
@@ -406,3 +405,12 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         return await batches.ask_many_async(
             self, planned, concurrency=concurrency, progress=progress, timeout=timeout
         )
+
+
+def async_twin(
+    prepared: ChatStream, client_for: Callable[[ClientConfig], AsyncClient]
+) -> AsyncChatStream:
+    """The question a sync stream holds (nothing sent yet), asked instead by the async client
+    ``client_for`` gives for its settings: a caller prepares synchronously (lookups,
+    attachments) and streams on a loop thread (``%%allm background``)."""
+    return AsyncChatStream(client_for(prepared._client.config), prepared._call, prepared._turn)

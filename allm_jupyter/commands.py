@@ -417,3 +417,55 @@ def login(context: Context, _: str) -> Message:
 def logout(context: Context, _: str) -> Message:
     context.set_login_key(None)
     return Message("The API key typed with %allm login is forgotten.")
+
+
+@command("jobs", "this kernel's background answers (%%allm background) and their state")
+def jobs(context: Context, _: str) -> Table | Message:
+    found = context.jobs.jobs
+    if not found:
+        return Message("No background answers in this kernel yet; ask with %%allm background.")
+    rows = [
+        (
+            job.number,
+            job.workspace,
+            _short(job.question, 60) or "(explain)",
+            job.state,
+            f"{job.elapsed:.0f} s",
+        )
+        for job in found
+    ]
+    return Table(
+        f"{len(found)} background answers (%allm stop N hangs one up)",
+        ("#", "workspace", "question", "state", "elapsed"),
+        rows,
+    )
+
+
+@command("stop [N|all]", "hang up background answer N, or all of them (the stop button does not)")
+def stop(context: Context, argument: str) -> Message:
+    wanted = argument.strip().lstrip("#")
+    running = [job for job in context.jobs.jobs if not job.done()]
+    if wanted in ("", "all"):
+        chosen = running
+    else:
+        try:
+            number = int(wanted)
+        except ValueError:
+            raise ConfigurationError(
+                f"Say which background answer to stop: %allm stop N (see %allm jobs) or "
+                f"%allm stop all, not {argument.strip()!r}."
+            ) from None
+        job = context.jobs.job(number)
+        if job is None:
+            raise ConfigurationError(
+                f"There is no background answer {number}; %allm jobs lists them."
+            )
+        if job.done():
+            return Message(f"Background answer {number} has already ended ({job.state}).")
+        chosen = [job]
+    for job in chosen:
+        job.cancel()
+    if not chosen:
+        return Message("No background answer is running.")
+    numbers = ", ".join(str(job.number) for job in chosen)
+    return Message(f"Stopped background answer{'s' if len(chosen) > 1 else ''} {numbers}.")

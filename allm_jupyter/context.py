@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import AllmError, ConfigurationError, ThreadNotFoundError
+from .jobs import DEFAULT_LIMIT, JobRunner
 from .options import CellOptions
 from .secret import Secret
 from .session import SessionState
@@ -31,8 +32,11 @@ class Context:
         config: Callable[[], Config] = Config,
         environ: Mapping[str, str] = os.environ,
         namespace: dict[str, Any] | None = None,
+        job_limit: Callable[[], int] = lambda: DEFAULT_LIMIT,
     ) -> None:
         self.session = session or SessionState()
+        self.jobs = JobRunner(job_limit, words=in_notebook_words)
+        """This kernel's background answers; :meth:`close` hangs them up."""
         self._config = config
         self._environ = environ
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
@@ -76,9 +80,14 @@ class Context:
     def set_login_key(self, key: Secret | None) -> None:
         """Use a key typed with ``%allm login`` (kept in memory only) instead of the env's."""
         self._login_key = key if key else None
-        self.close()
+        self._close_clients()  # background answers keep the client they started with
 
     def close(self) -> None:
+        """Hang up every background answer and close the connections (unload, shutdown)."""
+        self.jobs.close()
+        self._close_clients()
+
+    def _close_clients(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()

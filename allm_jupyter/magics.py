@@ -29,6 +29,7 @@ from . import options as option_table
 from ._terminal import terminal_text, unlinked
 from .context import Context, in_notebook_words
 from .errors import AllmError, ConfigurationError
+from .jobs import DEFAULT_LIMIT
 from .options import (
     MODES,
     AttachmentLimits,
@@ -46,7 +47,9 @@ if TYPE_CHECKING:
     from .attachments import Attachment
     from .client import ChatStream, Client
     from .commands import Output, Table
+    from .jobs import AskJob
     from .reply import Reply
+    from .view import View
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 """What the server's slugs look like; anything else (``Research``, ``My docs``) is looked up by name."""
@@ -125,6 +128,13 @@ class AllmMagics(Magics):
         help="Largest total of all attachments of one question (bytes).",
     ).tag(config=True)
 
+    background_limit = Int(
+        DEFAULT_LIMIT,
+        min=1,
+        help="Background answers (%%allm background) streaming at once; the others wait in line, "
+        "shown as queued.",
+    ).tag(config=True)
+
     @validate("timeout")
     def _check_timeout(self, proposal: Bunch) -> float | None:
         if proposal["value"] is None:
@@ -137,7 +147,11 @@ class AllmMagics(Magics):
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         namespace = shell.user_ns if shell is not None else {}
-        self.context = Context(config=self.config_values, namespace=namespace)
+        self.context = Context(
+            config=self.config_values,
+            namespace=namespace,
+            job_limit=lambda: self.background_limit,
+        )
         self._thread_names: set[str] = set()
         self._last_failure: Failure | None = None
         self._explaining = False
@@ -217,7 +231,10 @@ class AllmMagics(Magics):
         except KeyboardInterrupt:  # a lookup, thread=new, attachments, anything before sending
             self._keep(Reply(interrupted=True, workspace=options.workspace), options)
             raise Interrupted(_STOPPED_BEFORE) from None
-        self._show(stream, slug, options)
+        if options.background:
+            self._background(stream, question, options)
+        else:
+            self._show(stream, slug, options)
 
     def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, list[Table]]:
         """Resolve the settings and prepare the question's stream (nothing is sent yet), with
@@ -399,8 +416,24 @@ class AllmMagics(Magics):
             )
         return self.context.namespace[name]
 
-    def _keep(self, reply: Reply, options: CellOptions) -> None:
-        """``_allm`` always holds the last reply (partial ones too); ``out=NAME`` binds it too."""
+    def _background(self, stream: ChatStream, question: str, options: CellOptions) -> None:
+        """Hand the prepared question to the kernel's job runner and return at once; ``_allm``
+        holds its job."""
+        from .view import make_view  # display code loads with the first question: load speed
+
+        def view(job: AskJob) -> View:
+            return make_view(
+                job.workspace,
+                rich=self._rich,
+                show_images=self.show_images,
+                waiting_line=job.waiting_line,
+            )
+
+        self._keep(self.context.jobs.submit(stream, question, view), options)
+
+    def _keep(self, reply: Reply | AskJob, options: CellOptions) -> None:
+        """``_allm`` always holds the last reply (partial ones too) or background job;
+        ``out=NAME`` binds it too."""
         self.context.namespace["_allm"] = reply
         if options.out:
             self.context.namespace[options.out] = reply

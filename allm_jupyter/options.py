@@ -112,6 +112,13 @@ OPTIONS = (
         "NAME",
         "ask the pending and failed questions of the `Batch` in `NAME` (after a stop or errors)",
     ),
+    Option(
+        "background",
+        "-b",
+        None,
+        "the cell returns at once and the answer streams into its output while other cells run; "
+        "`out=NAME` and `_allm` hold its job (see `%allm jobs`; one-line: `--background`)",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _BY_SHORT = {option.short: option for option in OPTIONS if option.short}
@@ -120,10 +127,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 
 
 def _spelling(option: Option) -> str:
-    if option.is_flag:
-        return option.name
     short = f" ({option.short})" if option.short else ""
-    return f"{option.name}={short}"
+    return f"{option.name}{'' if option.is_flag else '='}{short}"
 
 
 VALID = ", ".join(_spelling(option) for option in OPTIONS)
@@ -145,6 +150,8 @@ class CellOptions:
     reset: bool = False
     raw: bool = False
     explain: bool = False
+    background: bool = False
+    """Stream the answer while other cells run (:mod:`~allm_jupyter.jobs`)."""
     question: str = ""
     """What follows the options, exactly as typed: a one-line question (``%allm -w ws What's X?``)."""
     over: str | None = None

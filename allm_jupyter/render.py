@@ -177,6 +177,15 @@ class _Fence:
         ]
 
 
+Fence = _Fence
+"""A fenced code block as the escaper sees it (``segments`` cuts none)."""
+
+
+def fence_opened_by(line: str) -> Fence | None:
+    """The fenced code block ``line`` opens, as the escaper sees it."""
+    return _Fence.opened_by(line)
+
+
 @lru_cache(maxsize=1 << 14)
 def _escape_line(line: str, images: bool) -> str:
     if not any(char in line for char in _SPECIAL):  # ``in`` scans a 5 MB line 30x faster than re
@@ -427,13 +436,17 @@ def render_markdown(
     final: bool = False,
     error_below: bool = False,
     show_images: bool = False,
+    answer_from: int = 0,
 ) -> str:
     """The notebook output: reasoning (collapsed), answer, markers, sources and footer.
 
     Images in the answer are links to them unless ``show_images``; ``error_below``: see
-    :func:`_ending`.
+    :func:`_ending`. ``answer_from``: the answer's first characters (and the reasoning) are parts
+    of their own (:func:`render_answer_part`); this renders the rest, the live tail.
     """
     reasoning, answer = split_reasoning(reply.text)
+    if answer_from:
+        reasoning, answer = None, answer[answer_from:]
     ending = _ending(reply, final, error_below)
     parts: list[str] = []
     if reasoning and reasoning.strip():
@@ -458,6 +471,19 @@ def render_markdown(
     return "\n\n".join(parts)
 
 
+def render_answer_part(reply: Reply, start: int, stop: int, *, show_images: bool = False) -> str:
+    """The Markdown of the answer's characters ``[start, stop)``, with the reasoning if it is the
+    first part; cut where :func:`~allm_jupyter.segments.next_cut` allows, the parts and then
+    ``render_markdown(reply, answer_from=stop)`` join to exactly ``render_markdown(reply)``."""
+    reasoning, answer = split_reasoning(reply.text)
+    body = escape_markdown_html(answer[start:stop], images=show_images)
+    if start or not (reasoning and reasoning.strip()):
+        return body
+    return (
+        _details("Reasoning", escape_markdown_html(reasoning, images=show_images)) + "\n\n" + body
+    )
+
+
 def _details(summary: str, body: str) -> str:
     """A collapsed block; the blank lines make JupyterLab parse the Markdown inside it."""
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
@@ -479,13 +505,19 @@ def _source_item(number: int, source: Source) -> str:
 
 
 def render_plain(
-    reply: Reply, *, final: bool = False, error_below: bool = False, with_answer: bool = True
+    reply: Reply,
+    *,
+    final: bool = False,
+    error_below: bool = False,
+    with_answer: bool = True,
+    answer_from: int = 0,
 ) -> str:
     """The ``text/plain`` twin for terminals: no HTML, no entities, no terminal control codes.
 
     ``with_answer=False``: only what follows the answer (a terminal printed it as it came).
+    ``answer_from``: as for :func:`render_markdown` (the part before it: :func:`plain_answer_part`).
     """
-    answer = split_reasoning(reply.text)[1]
+    answer = split_reasoning(reply.text)[1][answer_from:]
     ending = _ending(reply, final, error_below)
     parts: list[str] = []
     if answer.strip() and with_answer:
@@ -502,6 +534,11 @@ def render_plain(
     if final and (footer := _footer_parts(reply)):
         parts.append(" · ".join(footer))
     return terminal_text("\n\n".join(parts))
+
+
+def plain_answer_part(reply: Reply, start: int, stop: int) -> str:
+    """The ``text/plain`` twin of :func:`render_answer_part`."""
+    return terminal_text(split_reasoning(reply.text)[1][start:stop])
 
 
 def _plain_source(number: int, source: Source) -> str:

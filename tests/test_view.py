@@ -16,13 +16,22 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from displays import Display, FakeClock, Update
 
 from allm_jupyter import Client, ConnectionLostError
 from allm_jupyter.events import Event
 from allm_jupyter.render import render_markdown, render_plain
 from allm_jupyter.reply import Reply, ReplyBuilder
+from allm_jupyter.segments import MAX_PARTS
 from allm_jupyter.testing import StandInServer, scenarios
-from allm_jupyter.view import MIN_INTERVAL, NotebookView, TerminalView
+from allm_jupyter.testing.scenarios import words
+from allm_jupyter.view import (
+    MARKDOWN_BYTES_PER_SECOND,
+    MIN_INTERVAL,
+    FrontEndBudget,
+    NotebookView,
+    TerminalView,
+)
 
 WORDS = " ".join(f"word{index:05d}" for index in range(5_000))
 MARKDOWN = "".join(
@@ -30,47 +39,6 @@ MARKDOWN = "".join(
     f"Some *emphasis* and plain words to read in paragraph {n}.\n\n"
     for n in range(1_500)
 )
-
-
-@dataclass
-class Update:
-    bundle: dict[str, str]
-    at: float
-    thread: int
-    tickers: int
-    """Ticker threads alive when this update was sent."""
-
-    @property
-    def size(self) -> int:
-        return len(self.bundle["text/markdown"].encode())
-
-
-@dataclass
-class Display:
-    """Stands in for IPython's ``display``: records every update the view sends."""
-
-    clock: FakeClock | None = None
-    updates: list[Update] = field(default_factory=list)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def __call__(self, bundle: dict[str, str], **_: Any) -> Display:
-        self.update(bundle)  # the view's first update creates its output
-        return self
-
-    def update(self, bundle: dict[str, str], **_: Any) -> None:
-        tickers = sum(t.name == "allm-view-ticker" for t in threading.enumerate())
-        at = self.clock() if self.clock else 0.0
-        with self.changed:
-            self.updates.append(Update(bundle, at, threading.get_ident(), tickers))
-            self.changed.notify_all()
-
-
-@dataclass
-class FakeClock:
-    now: float = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -109,7 +77,9 @@ def replay(events: list[Event], step: float) -> tuple[Replayed, Display]:
     clock = FakeClock()
     display = Display(clock)
     stream = Replayed(events, clock, step)
-    view = NotebookView("research", clock=clock, display=display, ticker=False)
+    view = NotebookView(
+        "research", clock=clock, display=display, ticker=False, budget=FrontEndBudget()
+    )
     stream.view = view
     view.follow(stream)
     view.close(stream.builder.finish())
@@ -146,14 +116,22 @@ def test_short_answer_updates_twenty_times_a_second(server: StandInServer) -> No
 def test_long_answer_stays_within_the_byte_budget(server: StandInServer) -> None:
     events = read(server, scenarios.normal(MARKDOWN))
     _, display = replay(events, step=0.0005)
-    intermediate = display.updates[:-1]
+    intermediate = draws(display.updates)[:-1]
     assert len(intermediate) >= 5
-    budget = NotebookView.budget
-    for update, following in pairwise(intermediate):
-        assert update.size <= budget * (following.at - update.at) + 1, (update.size, update.at)
-    total = sum(update.size for update in intermediate)
-    elapsed = intermediate[-1].at - intermediate[0].at
-    assert total <= budget * elapsed + intermediate[-1].size
+    budget = MARKDOWN_BYTES_PER_SECOND
+    for (at, size), (following, _) in pairwise(intermediate):
+        assert size <= budget * (following - at) + 1, (size, at)
+    total = sum(size for _, size in intermediate)
+    elapsed = intermediate[-1][0] - intermediate[0][0]
+    assert total <= budget * elapsed + intermediate[-1][1]
+
+
+def draws(updates: list[Update]) -> list[tuple[float, int]]:
+    """``(time, bytes sent)`` of each draw: on the fake clock, a draw's updates share a time."""
+    sizes: dict[float, int] = {}
+    for update in updates:
+        sizes[update.at] = sizes.get(update.at, 0) + update.size
+    return list(sizes.items())
 
 
 def test_last_update_is_exact_and_every_update_has_its_plain_twin(
@@ -164,10 +142,9 @@ def test_last_update_is_exact_and_every_update_has_its_plain_twin(
     stream, display = replay(events, step=0.001)
     final = stream.builder.reply
     assert final.text == MARKDOWN and final.complete
-    last = display.updates[-1].bundle
-    assert last["text/markdown"] == render_markdown(final, final=True)
-    assert last["text/plain"] == render_plain(final, final=True)
-    assert MARKDOWN.strip() in last["text/plain"]
+    assert display.shown() == render_markdown(final, final=True)
+    assert display.shown("text/plain") == render_plain(final, final=True)
+    assert MARKDOWN.strip() in display.shown("text/plain")
     texts = [u.bundle for u in display.updates[:-1] if "Part 0" in u.bundle["text/markdown"]]
     assert texts, "no intermediate update showed the text"
     assert all("Part 0" in bundle["text/plain"] for bundle in texts), "text-only front ends"
@@ -255,3 +232,118 @@ def test_terminal_prints_the_answer_once_and_exactly(server: StandInServer) -> N
     printed = out.getvalue()
     assert printed.startswith(WORDS) and printed.count("word04999") == 1
     assert stream.snapshots <= len(events) * 0.001 / MIN_INTERVAL + 2
+
+
+def test_pushed_events_are_drawn_by_the_ticker_from_any_thread(server: StandInServer) -> None:
+    """The push API: the stream is read on another thread (as a background answer's is), which
+    only calls ``arrived``; the view draws on its ticker and closes exact."""
+    server.queue(scenarios.normal(WORDS))
+    display = Display()
+    with Client(server.base_url, api_key=server.api_key, timeout=30) as client:
+        stream = client.stream_chat(server.slugs[0], "q", mode="chat")
+        view = NotebookView("research", display=display, budget=FrontEndBudget())
+        view.attach(stream)
+
+        def read() -> None:
+            for index, _ in enumerate(stream):
+                view.arrived()
+                if index == 0:  # an intermediate update, whatever the speed of the machine
+                    with display.changed:
+                        assert display.changed.wait_for(lambda: display.updates, 60)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        view.close(stream.reply)
+    *intermediate, final = display.updates
+    assert intermediate and reader.ident not in {update.thread for update in intermediate}
+    assert final.bundle["text/markdown"] == render_markdown(stream.reply, final=True)
+
+
+def test_views_streaming_at_once_share_one_front_end_budget(server: StandInServer) -> None:
+    """Two answers at once: together they stay within the front end's bytes a second, where
+    each alone would have taken all of it."""
+    events = read(server, scenarios.normal(MARKDOWN))
+    clock = FakeClock()
+    budget = FrontEndBudget()
+    shared: list[Update] = []
+    builders = [ReplyBuilder(), ReplyBuilder()]
+    views = []
+    for builder in builders:
+        view = NotebookView(
+            "research",
+            clock=clock,
+            display=Display(clock, updates=shared),
+            ticker=False,
+            budget=budget,
+        )
+        view.attach(_Snapshot(builder))
+        views.append(view)
+    for event in events:
+        clock.now += 0.0005
+        for builder, view in zip(builders, views, strict=True):
+            builder.add(event)
+            view.arrived()
+            view.draw_due()
+    later = draws(shared)[2:]  # after each view's first words, which never wait
+    assert len(later) >= 5
+    for (at, size), (following, _) in pairwise(later):
+        assert size <= budget.bytes_per_second * (following - at) + 1
+    for builder, view in zip(builders, views, strict=True):
+        view.close(builder.finish())
+
+
+@dataclass
+class _Snapshot:
+    builder: ReplyBuilder
+
+    @property
+    def reply(self) -> Reply:
+        return self.builder.reply
+
+
+def test_one_view_at_a_time_holds_the_front_end() -> None:
+    budget = FrontEndBudget(bytes_per_second=1_000)
+    assert budget.claim(0.0) == 0.0
+    assert budget.claim(0.0) > 0  # held by the first caller until it spends
+    assert budget.spend(500, 1.0, release=True) == 1.5
+    assert budget.claim(1.2) == pytest.approx(0.3)
+    assert budget.claim(1.5) == 0.0
+
+
+def test_a_long_answer_is_drawn_in_parts_and_only_the_tail_is_updated(
+    server: StandInServer,
+) -> None:
+    long = MARKDOWN * 4  # about 900 KB
+    sources = [scenarios.source("handbook.md", "The handbook.")]
+    events = read(server, scenarios.normal(long, sources=sources))
+    stream, display = replay(events, step=0.0001)
+    final = stream.builder.reply
+    outputs = len(display.outputs)
+    assert 10 <= outputs <= MAX_PARTS
+    assert display.shown() == render_markdown(final, final=True)
+    for index in range(outputs - 1):  # a closed part is drawn for the last time
+        opened_next = next(n for n, u in enumerate(display.updates) if u.output == index + 1)
+        assert [u for u in display.updates[opened_next:] if u.output == index] == []
+    parts = [display.last(index).metadata["allm_jupyter"] for index in range(outputs)]
+    assert [part["part"] for part in parts] == list(range(outputs))
+    assert len({part["answer"] for part in parts}) == 1
+    assert parts[-1]["parts"] == outputs and parts[-1]["complete"] is True
+    shown = [display.last(index).bundle["text/markdown"] for index in range(outputs)]
+    assert [index for index, part in enumerate(shown) if "Sources (1)" in part] == [outputs - 1]
+    largest_part = max(display.last(index).size for index in range(outputs - 1))
+    tails = [u.size for u in display.updates if u.output == outputs - 1]
+    assert max(tails) <= 2 * largest_part  # an update's cost stops growing with the answer
+
+
+def test_a_replaced_text_is_laid_out_again(server: StandInServer) -> None:
+    """An agent's final text replaces what streamed: the parts follow the new text, and the
+    outputs it no longer needs are emptied."""
+    streamed = MARKDOWN * 2
+    events = read(server, scenarios.agent("A short final answer.", deltas=words(streamed)))
+    stream, display = replay(events, step=0.0001)
+    final = stream.builder.reply
+    assert final.text == "A short final answer."
+    assert len(display.outputs) > 1
+    assert display.shown() == render_markdown(final, final=True)
+    assert display.last(0).bundle["text/markdown"].startswith("A short final answer.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -144,6 +145,21 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class Reached:
+    """Set ``event`` and go on: a test learns that the response got this far, without a clock."""
+
+    event: threading.Event = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Send nothing until ``release`` is set (by a test) or the server stops: answers that are
+    in flight at the same time, for as long as a test needs."""
+
+    release: threading.Event = field(compare=False)
+
+
+@dataclass(frozen=True)
 class Drop:
     """Close the socket in the middle of an HTTP chunk: ``tail`` is sent, the rest never is."""
 
@@ -175,7 +191,7 @@ class Save:
     outputs: Sequence[Event] = ()
 
 
-Step = Send | SendSplit | SendRaw | Sleep | Stall | Drop | Respond | Save
+Step = Send | SendSplit | SendRaw | Sleep | Stall | Reached | Hold | Drop | Respond | Save
 
 
 @dataclass(frozen=True)
@@ -707,6 +723,17 @@ def stall(partial: str = "partial ") -> Scenario:
         Save(partial, (), _stream_metrics(len(deltas), _ESTIMATED_PROMPT_TOKENS)),
     )
     return Scenario("stall", stream, (Stall(),), expected_text=partial)
+
+
+def held(
+    scenario: Scenario, reached: threading.Event, release: threading.Event | None = None
+) -> Scenario:
+    """``scenario``, paused after its first event: ``reached`` is set, then the response waits
+    for ``release`` (without one, until the client hangs up, as a stall)."""
+    first = next(i for i, s in enumerate(scenario.stream) if isinstance(s, Send | SendSplit)) + 1
+    pause: Step = Hold(release) if release is not None else Stall()
+    stream = (*scenario.stream[:first], Reached(reached), pause, *scenario.stream[first:])
+    return replace(scenario, name=f"held {scenario.name}", stream=stream)
 
 
 def drop(partial: str = "partial ") -> Scenario:

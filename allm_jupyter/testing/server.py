@@ -43,6 +43,8 @@ from allm_jupyter.testing import scenarios
 from allm_jupyter.testing.data import INDEX_PAGE
 from allm_jupyter.testing.scenarios import (
     Drop,
+    Hold,
+    Reached,
     Respond,
     Save,
     Scenario,
@@ -445,6 +447,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.stopping.wait(seconds):
             raise _Gone(client_left=False)
 
+    def _hold(self, release: threading.Event) -> None:
+        """Wait until a test releases the response, or the server stops."""
+        while not release.wait(0.05):
+            if self.server.stopping.is_set():
+                raise _Gone(client_left=False)
+
     def _await_hangup(self) -> None:
         """Block until the client closes the connection (then return) or the server stops."""
         while True:
@@ -491,6 +499,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._respond(step, record)
                 elif isinstance(step, Sleep):
                     self._pause(step.seconds)
+                elif isinstance(step, Reached):
+                    step.event.set()
+                elif isinstance(step, Hold):
+                    self._hold(step.release)
                 elif isinstance(step, Stall):
                     self._await_hangup()
                     client_gone = True

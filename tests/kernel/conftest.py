@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +72,8 @@ class KernelSession:
     def __init__(self, env: dict[str, str]) -> None:
         self.secret = env.get("ANYTHING_LLM_API_KEY", "")
         self._early: dict[str, list[dict[str, Any]]] = {}
+        self._seen: dict[str, list[dict[str, Any]]] = {}
+        """Every iopub message read, by the cell it belongs to (for :meth:`outputs_until`)."""
         self.manager = KernelManager(kernel_name="python3")
         self.manager.start_kernel(env=env)
         self.client = self.manager.client()
@@ -86,10 +88,12 @@ class KernelSession:
         messages = self._early.pop(msg_id, [])
         while True:
             try:
-                msg = self.client.get_iopub_msg(timeout=timeout)
+                msg = self._read(timeout)
             except queue.Empty:
                 raise AssertionError(f"kernel produced nothing for {timeout} s") from None
-            if msg["parent_header"].get("msg_id") != msg_id:
+            parent = msg["parent_header"].get("msg_id")
+            if parent != msg_id:  # a background answer's cell may still receive updates
+                self._early.setdefault(parent, []).append(msg)
                 continue
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
@@ -108,10 +112,33 @@ class KernelSession:
     def next_message(self, msg_id: str, timeout: float = 30) -> dict[str, Any]:
         """The next iopub message of this execution (to act while a cell is still running)."""
         while True:
-            msg = self.client.get_iopub_msg(timeout=timeout)
+            msg = self._read(timeout)
             if msg["parent_header"].get("msg_id") == msg_id:
                 self._early.setdefault(msg_id, []).append(msg)
                 return msg
+
+    def outputs_until(
+        self, msg_id: str, done: Callable[[CellRun], bool], timeout: float = 60
+    ) -> CellRun:
+        """What the cell ``msg_id`` received so far, reading on until ``done(run)``: a background
+        answer draws into its cell after the cell has finished."""
+        while True:
+            messages = self._seen.get(msg_id, [])
+            run = CellRun("ok", [m for m in messages if m["msg_type"] != "status"])
+            if done(run):
+                return run
+            try:
+                msg = self._read(timeout)
+            except queue.Empty:
+                raise AssertionError(f"the cell never got there in {timeout} s") from None
+            self._early.setdefault(msg["parent_header"].get("msg_id"), []).append(msg)
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        msg: dict[str, Any] = self.client.get_iopub_msg(timeout=timeout)
+        if self.secret:
+            assert self.secret not in json.dumps(msg, default=str), "the API key in a message"
+        self._seen.setdefault(msg["parent_header"].get("msg_id"), []).append(msg)
+        return msg
 
     def interrupt(self) -> None:
         self.manager.interrupt_kernel()
