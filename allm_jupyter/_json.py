@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ServerError
@@ -71,3 +72,42 @@ def number(value: Any) -> float | None:
 def integer(value: Any) -> int | None:
     """A JSON integer (ids, counts); a bool or a float is not one."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The server is JavaScript: a number beyond ``Number.MAX_SAFE_INTEGER`` is not one it meant (a
+hostile server's 10^20, which would also fill a table cell with digits)."""
+
+
+def count(value: Any) -> int | None:
+    """A whole number from 0 to :data:`MAX_SAFE_INTEGER` (token counts, ids); a whole float is one
+    (some providers send ``12.0``), a negative, a fraction or a string is not."""
+    amount = number(value)
+    if amount is None or not amount.is_integer() or not 0 <= amount <= MAX_SAFE_INTEGER:
+        return None
+    return int(value) if isinstance(value, int) else int(amount)
+
+
+def measure(value: Any) -> float | None:
+    """A finite number from 0 to :data:`MAX_SAFE_INTEGER` (a speed, a duration, a cost)."""
+    amount = number(value)
+    return amount if amount is not None and 0 <= amount <= MAX_SAFE_INTEGER else None
+
+
+def similarity(value: Any) -> float | None:
+    """A score from -1 to 1 (the vector databases' cosine similarity), else ``None``."""
+    amount = number(value)
+    return amount if amount is not None and -1 <= amount <= 1 else None
+
+
+def epoch_seconds(value: Any) -> int | None:
+    """Seconds since 1970 that name a real UTC moment (``sentAt``), else ``None``: 10^20 is no
+    year a ``datetime`` can hold."""
+    seconds = count(value)
+    if seconds is None:
+        return None
+    try:
+        datetime.fromtimestamp(seconds, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return seconds

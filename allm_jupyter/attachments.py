@@ -17,6 +17,7 @@ import base64
 import io
 import keyword
 import mimetypes
+import os
 import re
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .config import DOCUMENT_MIME as DOCUMENT_MIME  # a wire value the client checks too
 from .errors import AttachmentError
 from .options import AttachmentLimits
+from .render import counted
 
-DOCUMENT_MIME = "application/anythingllm-document"
 """The ``mime`` that asks the server to parse an attachment as a document (v1.9.1+)."""
 
 TEXT_EXTENSIONS = (".txt", ".md", ".org", ".adoc", ".rst", ".csv", ".json", ".html")
@@ -107,10 +109,6 @@ def human_size(size: int) -> str:
     if size < 1_000_000:
         return f"{size / 1000:.1f} kB"
     return f"{size / 1_000_000:.1f} MB"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def data_url(mime: str, data: bytes) -> str:
@@ -248,8 +246,8 @@ def from_dataframe(frame: Any, label: str, limits: AttachmentLimits) -> Attachme
         else ("a Markdown table", ".md", "text/markdown")
     )
     caption = (
-        f"{label}: a {kind} with {_count(shown.rows_total, 'row')} and "
-        f"{_count(shown.columns, 'column')}{cut} "
+        f"{label}: a {kind} with {counted(shown.rows_total, 'row')} and "
+        f"{counted(shown.columns, 'column')}{cut} "
         f"as {fmt}.\n\n"
     )
     return document(
@@ -435,18 +433,58 @@ def traceback_text(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, frames))
 
 
-def explain_message(
-    source: str, error_text: str, question: str | None = None, *, max_chars: int = 8_000
-) -> str:
+EXPLAIN_MAX_CHARS = 8_000
+"""The traceback characters ``%allm explain`` sends at most (its end, where the error is)."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What ``%allm explain`` sends, and what the output shows of it before the answer."""
+
+    message: str
+    cell: str
+    """The failing cell as sent (the home folder shortened to ``~``)."""
+    traceback_lines: int
+    cut: int
+    """Traceback characters left out (its start)."""
+
+    def rows(self) -> list[tuple[str, str]]:
+        first = next((line for line in self.cell.splitlines() if line.strip()), "")
+        cell = counted(len(self.cell.splitlines()), "line") + (
+            f": {first.strip()}" if first else ""
+        )
+        cut = f" (its first {counted(self.cut, 'character')} cut)" if self.cut else ""
+        return [
+            ("cell", cell),
+            ("traceback", counted(self.traceback_lines, "line") + cut),
+            ("size", human_size(len(self.message.encode()))),
+        ]
+
+
+def explanation(
+    source: str, error_text: str, question: str | None = None, *, max_chars: int = EXPLAIN_MAX_CHARS
+) -> Explanation:
     """The question for ``%allm explain``: the failing cell and its traceback go in the message
     itself, not as a document, so it works on every server version and in every mode. ANSI
-    colours are removed; a long traceback keeps its end, where the error is."""
-    plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", error_text).strip()
-    if len(plain) > max_chars:
-        plain = f"[{len(plain) - max_chars:,} earlier characters cut]\n" + plain[-max_chars:]
+    colours are removed; a long traceback keeps its end, where the error is; the home folder
+    is ``~`` (it names the user)."""
+    cell = home_shortened(source.strip())
+    plain = home_shortened(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", error_text).strip())
+    cut = max(0, len(plain) - max_chars)
+    if cut:
+        plain = f"[{cut:,} earlier characters cut]\n" + plain[-max_chars:]
     fence = "~~~~"  # a cell rarely holds four tildes; backticks are common in docstrings
-    return (
+    message = (
         f"{(question or EXPLAIN_QUESTION).strip()}\n\n"
-        f"The cell:\n\n{fence}python\n{source.strip()}\n{fence}\n\n"
-        f"Its traceback:\n\n{fence}\n{plain}\n{fence}\n"
+        f"The cell:\n\n{fence}python\n{cell}\n{fence}\n\n"
+        f"Its traceback:\n\n{fence}\n{plain}\n{fence}"
     )
+    return Explanation(message, cell, len(plain.splitlines()) - (1 if cut else 0), cut)
+
+
+def home_shortened(text: str) -> str:
+    """``text`` with the home folder written ``~``, as a shell would show it."""
+    homes = {str(Path.home()), os.path.realpath(Path.home())} - {"", "/"}
+    for home in sorted(homes, key=len, reverse=True):
+        text = re.sub(re.escape(home) + r"(?![\w.-])", "~", text)
+    return text

@@ -15,16 +15,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .attachments import is_dataframe
+from .attachments import is_dataframe, table
 from .attachments import resolve as resolve_reference
+from .config import HISTORY_LIMIT
 from .context import Context
 from .errors import AllmError, AttachmentError, ConfigurationError, UploadError
+from .models import ServerInfo
 from .options import help_rows
-from .render import literal_markdown, markdown_table, plain_table
+from .question import interpolate
+from .render import counted, literal_markdown, markdown_table, plain_table
 from .secret import Secret
 from .settings import API_KEY_ENV
+
+if TYPE_CHECKING:
+    from .models import ServerInfo
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,14 @@ class Command:
     summary: str
     run: Callable[[Context, str], Output]
     expands: bool = True
-    """Whether the magic expands ``{x}`` and ``$x`` in the argument as IPython does; a question's
-    argument keeps them for the question's own rules."""
+    """Whether the magic expands ``{x}`` and ``$x`` in the argument as IPython does; free text
+    (a question, a search) keeps them for the question's own rules."""
+
+    @property
+    def takes_argument(self) -> bool:
+        """``%allm status of X`` is an error, not the status: words after a command that takes
+        none are a question that happens to start with its name."""
+        return len(self.usage.split()) > 1
 
 
 COMMANDS: dict[str, Command] = {}
@@ -93,6 +105,19 @@ def command(
         return run
 
     return register
+
+
+UNREADABLE = "?"
+"""A table cell whose server value is missing or does not convert (see ``models``)."""
+
+
+def _unquoted(argument: str) -> str:
+    """A name as typed, without one pair of quotes around it (``"My docs"``); a quote that is
+    part of the name (``Students'``) stays."""
+    text = argument.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -161,7 +186,7 @@ def status(context: Context, _: str) -> Table:
     rows += [
         ("reachable", reachable),
         ("api key", key),
-        ("version", info.version or _unknown_version(info.build)),
+        ("version", info.version or _unknown_version(info)),
     ]
     if info.mode:
         rows.append(("server mode", info.mode))
@@ -171,9 +196,15 @@ def status(context: Context, _: str) -> Table:
     return Table("AnythingLLM status", ("", "state"), rows)
 
 
-def _unknown_version(build: str | None) -> str:
+def _unknown_version(info: ServerInfo) -> str:
     """The server reports no version outside Docker; its git commit, where it has one, helps."""
-    return f"unknown (build {build[:12]})" if build else "unknown (the server does not say)"
+    if not info.reachable:
+        return "unknown (the server cannot be reached)"
+    if not info.anythingllm:
+        return "unknown (not an AnythingLLM server)"
+    return (
+        f"unknown (build {info.build[:12]})" if info.build else "unknown (the server does not say)"
+    )
 
 
 @command("workspaces", "the server's workspaces")
@@ -185,12 +216,12 @@ def workspaces(context: Context, _: str) -> Table:
         ("▶" if w.slug == current else "", w.name, w.slug, w.chat_mode or "", len(w.threads))
         for w in found
     ]
-    return Table(f"{len(found)} workspaces", ("", "name", "slug", "mode", "threads"), rows)
+    return Table(counted(len(found), "workspace"), ("", "name", "slug", "mode", "threads"), rows)
 
 
 @command("use SLUG", "ask this workspace from now on (its slug or its name)")
 def use(context: Context, argument: str) -> Message:
-    wanted = argument.strip()
+    wanted = _unquoted(argument)
     if not wanted:
         raise ConfigurationError("Say which workspace: %allm use SLUG.")
     workspace = context.client().find_workspace(wanted)
@@ -222,7 +253,9 @@ def threads(context: Context, _: str) -> Table:
 @command("history [N]", "the last N exchanges of this notebook's conversation")
 def history(context: Context, argument: str) -> Table:
     try:
-        limit = int(argument.strip() or 10)
+        limit = int(argument.strip() or HISTORY_LIMIT)
+        if limit < 1:
+            raise ValueError(limit)
     except ValueError:
         raise ConfigurationError(
             f"history takes a number of exchanges, not '{argument}'."
@@ -235,14 +268,16 @@ def history(context: Context, argument: str) -> Table:
     rows = [
         (
             datetime.fromtimestamp(m.sent_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
-            if m.sent_at
-            else "",
+            if m.sent_at is not None
+            else UNREADABLE,
             m.role,
             _short(m.content),
         )
         for m in messages
     ]
-    return Table(f"Last {limit} exchanges in {slug}", ("sent (UTC)", "role", "text"), rows)
+    return Table(
+        f"Last {counted(limit, 'exchange')} in {slug}", ("sent (UTC)", "role", "text"), rows
+    )
 
 
 @command("reset", "forget this notebook's conversation (only this one)")
@@ -255,18 +290,21 @@ def reset(context: Context, _: str) -> Message:
     return Message(f"This notebook's conversation in {slug} was reset.")
 
 
-@command("search QUERY", "the workspace's chunks closest to QUERY")
+@command("search QUERY", "the workspace's chunks closest to QUERY", expands=False)
 def search(context: Context, argument: str) -> Table:
-    query = argument.strip()
+    query = interpolate(argument.strip(), context.namespace)  # free text: a question's rules
     if not query:
         raise ConfigurationError("Say what to search for: %allm search QUERY.")
     settings = context.resolve()
     slug = context.workspace_or_fail(settings)
     results = context.client(settings).vector_search(slug, query)
     rows = [
-        (f"{r.score:.0%}" if r.score is not None else "", r.title, _short(r.text)) for r in results
+        (f"{r.score:.0%}" if r.score is not None else UNREADABLE, r.title, _short(r.text))
+        for r in results
     ]
-    return Table(f"{len(results)} matches in {slug}", ("score", "source", "text"), rows)
+    return Table(
+        f"{counted(len(results), 'match', 'matches')} in {slug}", ("score", "source", "text"), rows
+    )
 
 
 @command(
@@ -274,7 +312,7 @@ def search(context: Context, argument: str) -> Table:
     "embed a file, a variable (text or a DataFrame) or a web page into the workspace",
 )
 def upload(context: Context, argument: str) -> Table:
-    wanted = argument.strip().strip("\"'")
+    wanted = _unquoted(argument)
     if not wanted:
         raise ConfigurationError("Say what to upload: %allm upload PATH, NAME or URL.")
     settings = context.resolve()
@@ -285,9 +323,11 @@ def upload(context: Context, argument: str) -> Table:
     else:
         value = _variable(context, wanted)
         if isinstance(value, str) or is_dataframe(value):
-            documents = [client.upload_text(slug, value, title=wanted)]
+            # The client takes text only: a DataFrame becomes CSV here, all its rows.
+            content = value if isinstance(value, str) else table(value, max_rows=len(value)).text
+            documents = [client.upload_text(slug, content, title=wanted)]
         elif value is None or isinstance(value, Path):
-            documents = client.upload(value or wanted, slug)
+            documents = client.upload(slug, value or Path(wanted).expanduser())
         else:
             raise UploadError(
                 f"Cannot upload {wanted}: it holds a {type(value).__name__}; upload text, a pandas "
@@ -312,7 +352,7 @@ def documents(context: Context, _: str) -> Table:
     slug = context.workspace_or_fail(settings)
     found = context.client(settings).documents(slug)
     rows = [("📌" if d.pinned else "", d.title or d.filename, d.docpath) for d in found]
-    return Table(f"{len(found)} documents in {slug}", ("", "document", "path"), rows)
+    return Table(f"{counted(len(found), 'document')} in {slug}", ("", "document", "path"), rows)
 
 
 @command("pin DOC", "put a document (title, file name or path) whole into every prompt")
@@ -326,13 +366,14 @@ def unpin(context: Context, argument: str) -> Message:
 
 
 def _set_pin(context: Context, argument: str, *, pinned: bool) -> Message:
-    wanted = argument.strip().strip("\"'")
+    wanted = _unquoted(argument)
     verb = "pin" if pinned else "unpin"
     if not wanted:
         raise ConfigurationError(f"Say which document: %allm {verb} DOC (see %allm documents).")
     settings = context.resolve()
     slug = context.workspace_or_fail(settings)
-    document = context.client(settings).pin(slug, wanted, pinned=pinned)
+    client = context.client(settings)
+    document = client.pin(slug, wanted) if pinned else client.unpin(slug, wanted)
     return Message(f"{verb.capitalize()}ned {document.title or document.filename} in {slug}.")
 
 

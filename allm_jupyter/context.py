@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import AllmError, ConfigurationError
+from .errors import AllmError, ConfigurationError, ThreadNotFoundError
 from .options import CellOptions
 from .secret import Secret
 from .session import SessionState
@@ -111,3 +111,29 @@ def current_context() -> Context | None:
         if isinstance(context, Context):
             return context
     return None
+
+
+_NOTEBOOK_WORDS = (
+    ("or pass api_key, with a key", "or run %allm login with a key"),
+    ("pass a larger timeout", "raise the timeout (timeout=SECONDS)"),
+    ("pass the message to ask", "write it in the cell body"),
+    (
+        "pass that CA's PEM file as ca_bundle or point SSL_CERT_FILE at it",
+        "point SSL_CERT_FILE at that CA's PEM file",
+    ),
+)
+"""The library's advice (arguments) and what a notebook user does instead."""
+
+
+def in_notebook_words(error: AllmError) -> str:
+    """``error``'s sentence with the notebook's own hints (``%allm login``, ``timeout=``) where the
+    library names an argument, for the magic's and the picker's messages."""
+    if isinstance(error, ThreadNotFoundError):
+        return (
+            f"Workspace '{error.workspace}' has no thread '{error.thread}'; list them with "
+            "%allm threads."
+        )
+    message = error.message
+    for library, notebook in _NOTEBOOK_WORDS:
+        message = message.replace(library, notebook)
+    return message

@@ -1,13 +1,16 @@
-"""One exception family, each with a one-sentence message a user can act on.
+"""One exception family, each with a one-sentence message a caller can act on.
 
 Every error raised once an answer has started carries what arrived so far as ``error.reply``, so a
-failure never throws away text the server already sent.
+failure never throws away text the server already sent. The messages speak the library's language
+(arguments, environment variables); the magic adds its own hints (``%allm login``, ``timeout=``)
+where it catches an error, and marks it so IPython shows it as one line. Every error pickles (same
+class, message and fields), for joblib, multiprocessing and ipyparallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._terminal import terminal_text, unlinked
 
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
 class AllmError(Exception):
     """Base of every error this package raises on purpose."""
 
+    one_line = False
+    """Set by the magic for an error it raises: IPython then shows only the sentence."""
+
     def __init__(self, message: str, *, reply: Reply | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -26,14 +32,38 @@ class AllmError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def _render_traceback_(self) -> list[str]:
-        """How IPython shows it when it fails a cell: its one sentence, without our stack.
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by state, not by ``__init__`` arguments (the subclasses take different ones)."""
+        return (_rebuild, (type(self), self.message, dict(vars(self))))
 
-        The error reply keeps the real class as ``ename``, so nbclient and papermill can tell a
-        missing workspace from a timeout; ``%tb`` still prints the whole traceback.
+    def reword(self, message: str) -> None:
+        """Change the sentence (the magic adds its hints), keeping the class and the fields."""
+        self.message = message
+        self.args = (message,)
+
+    @property
+    def _render_traceback_(self) -> Callable[[], list[str]]:
+        """How IPython shows an error the magic raised: its one sentence, without our stack.
+
+        Only there: an error from the caller's own code calling a client has no such attribute
+        (``hasattr`` is false), so IPython shows the ordinary traceback, ending in the same
+        sentence. The error reply keeps the real class as ``ename``, so nbclient and papermill
+        can tell a missing workspace from a timeout; ``%tb`` still prints the whole traceback.
         """
+        if not self.one_line:
+            raise AttributeError("_render_traceback_")
+        return self._one_line
+
+    def _one_line(self) -> list[str]:
         message = unlinked(terminal_text(self.message))
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {message}"]
+
+
+def _rebuild(kind: type[AllmError], message: str, state: dict[str, Any]) -> AllmError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(AllmError):
@@ -51,7 +81,7 @@ class AuthenticationError(AllmError):
             )
         elif key_origin == "ANYTHING_LLM_API_KEY":  # nothing given anywhere: say how to give one
             message = (
-                f"No API key is set for {base_url}; set ANYTHING_LLM_API_KEY or run %allm login "
+                f"No API key is set for {base_url}; set ANYTHING_LLM_API_KEY or pass api_key, "
                 "with a key from Settings > Developer API."
             )
         else:  # an empty key given in code: that is the place to fix
@@ -60,6 +90,9 @@ class AuthenticationError(AllmError):
                 "Settings > Developer API."
             )
         super().__init__(message)
+        self.key_set = key_set
+        self.base_url = base_url
+        self.key_origin = key_origin
 
 
 class ServerUnreachableError(AllmError):
@@ -71,6 +104,8 @@ class ServerUnreachableError(AllmError):
             f"and that {url_origin} points at it."
         )
         self.base_url = base_url
+        self.reason = reason
+        self.url_origin = url_origin
 
 
 class WorkspaceNotFoundError(AllmError):
@@ -97,7 +132,7 @@ class ThreadNotFoundError(AllmError):
 
     def __init__(self, workspace: str, thread: str) -> None:
         super().__init__(
-            f"Workspace '{workspace}' has no thread '{thread}'; list them with %allm threads."
+            f"Workspace '{workspace}' has no thread '{thread}'; list them with threads('{workspace}')."
         )
         self.workspace = workspace
         self.thread = thread

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import re
 import shlex
+import tokenize
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.inputtransformer2 import (
+    TokenTransformBase,
+    assemble_continued_line,
+    find_end_of_continued_line,
+)
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, validate
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
-from .context import Context
+from .context import Context, in_notebook_words
 from .errors import AllmError, ConfigurationError
 from .options import (
     MODES,
@@ -44,7 +50,11 @@ if TYPE_CHECKING:
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 """What the server's slugs look like; anything else (``Research``, ``My docs``) is looked up by name."""
-_QUESTION_LINE = re.compile(r"^(?P<indent>\s*)%allm\s+(?P<rest>.*\S)\s*$")
+_QUESTION_LINE = re.compile(r"%allm\s(?!\s*\?*\s*$)")
+"""``%allm`` and a question: not ``%allm?`` (help on the magic), nor ``%allm`` alone."""
+_STOPPED_BEFORE = "stopped before the question was sent."
+_STOPPED_EMPTY = "stopped before any answer arrived."
+_STOPPED_KEPT = "stopped; the partial answer is kept above."
 _NO_PICKER = (
     "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
@@ -174,38 +184,52 @@ class AllmMagics(Magics):
 
     @cell_magic
     def allm(self, line: str, cell: str) -> None:
+        with for_the_cell():
+            self._allm_cell(line, cell)
+
+    def _allm_cell(self, line: str, cell: str) -> None:
         options = parse_options(line)
-        if options.words:
+        if options.question.strip():
             raise ConfigurationError(
-                f"Unexpected '{options.words[0]}' on the %%allm line: options are name=value "
+                f"Unexpected '{options.question.split()[0]}' on the %%allm line: options are name=value "
                 f"or short flags ({option_table.VALID}); the question goes in the cell body."
             )
-        self._ask(options, cell)
+        if options.over or options.resume:
+            self._ask_many(options, cell)
+        else:
+            self._ask(options, cell)
 
     allm.__doc__ = option_table.docstring()
 
     def _ask(self, options: CellOptions, question: str) -> None:
+        """Ask, and keep the reply in ``_allm`` however the cell ends: an error or a stop
+        (interrupt) before the answer leaves an empty reply saying so, never the previous one."""
+        from .reply import Reply  # the fold loads with the first question: load speed
+
         self._explaining = self._explaining or options.explain
         try:
-            stream, slug, attached = self._start(options, question)
-        except AllmError as exc:  # _allm must not keep the previous cell's reply
-            from .reply import Reply  # the fold loads with the first question: load speed
-
+            stream, slug, shown = self._start(options, question)
+            for table in shown:
+                self._display(table)
+        except AllmError as exc:
             self._keep(Reply(error=exc.message, workspace=options.workspace), options)
             raise
-        if attached is not None:
-            self._display(attached)
+        except KeyboardInterrupt:  # a lookup, thread=new, attachments, anything before sending
+            self._keep(Reply(interrupted=True, workspace=options.workspace), options)
+            raise Interrupted(_STOPPED_BEFORE) from None
         self._show(stream, slug, options)
 
-    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, Table | None]:
+    def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, list[Table]]:
         """Resolve the settings and prepare the question's stream (nothing is sent yet), with
-        the table of what is attached to it."""
+        the tables of what goes with it (attachments, the failure ``explain`` sends)."""
         settings = self.context.resolve(options)
         attachments = self._attachments(options)  # before any request: a refusal sends nothing
         if not options.raw:
             question = interpolate(question, self.context.namespace)
+        shown: list[Table] = []
         if options.explain:
-            question = self._explain(question)
+            question, sent = self._explain(question)
+            shown.append(sent)
         client = self.context.client(settings)
         slug = self._workspace(settings, client)
         mode, mode_note = self._mode(settings, attachments, client, slug)
@@ -228,7 +252,9 @@ class AllmMagics(Magics):
             attachments=attachments or None,
             timeout=settings.timeout.value,
         )
-        return stream, slug, _attached(attachments, mode_note) if attachments else None
+        if attachments:
+            shown.insert(0, _attached(attachments, mode_note))
+        return stream, slug, shown
 
     def _attachments(self, options: CellOptions) -> list[Attachment]:
         if not options.attach:
@@ -237,16 +263,19 @@ class AllmMagics(Magics):
 
         return from_names(options.attach, self.context.namespace, self.attachment_limits())
 
-    def _explain(self, question: str) -> str:
-        """The last failure's cell and traceback, with the user's question or the default one."""
+    def _explain(self, question: str) -> tuple[str, Table]:
+        """The last failure's cell and traceback, with the user's question or the default one;
+        and the table that shows what of it is sent."""
         if self._last_failure is None:
             raise ConfigurationError(
                 "No cell has failed in this kernel yet; run %allm explain after one fails."
             )
         failure = self._last_failure
-        from .attachments import explain_message  # only for explain: load speed
+        from .attachments import explanation  # only for explain: load speed
+        from .commands import Table  # commands load on their first use: load speed
 
-        return explain_message(failure.source, failure.traceback, question.strip() or None)
+        sent = explanation(failure.source, failure.traceback, question.strip() or None)
+        return sent.message, Table("Sent with the question", ("", "what"), sent.rows())
 
     @staticmethod
     def _mode(
@@ -288,15 +317,16 @@ class AllmMagics(Magics):
         """Stream the answer into the view; keep the reply, whole or partial, in ``_allm``."""
         from .view import make_view  # display code loads with the first question: load speed
 
-        view = make_view(slug, rich=self._rich, show_images=self.show_images)
+        view = None
         reply = stream.reply
         failed = False
         try:
+            view = make_view(slug, rich=self._rich, show_images=self.show_images)
             view.follow(stream)
             reply = stream.reply
         except KeyboardInterrupt:
             reply = stream.stop()  # the stop may land while drawing, outside the stream's code
-            raise Interrupted("stopped; the partial answer is kept above.") from None
+            raise Interrupted(_STOPPED_KEPT if reply.text else _STOPPED_EMPTY) from None
         except AllmError as exc:
             failed = True
             reply = exc.reply or stream.reply
@@ -308,7 +338,66 @@ class AllmMagics(Magics):
         finally:
             self._keep(reply, options)
             stream.close()
-            view.close(reply, error_below=failed)
+            if view is not None:
+                view.close(reply, error_below=failed)
+
+    def _ask_many(self, options: CellOptions, body: str) -> None:
+        """``over=``/``resume=``: every question through the batch engine, a progress bar, then
+        the table; ``_allm`` (and ``out=``) hold the ``Batch``, also after a stop."""
+        from . import batch as batches  # the batch engine loads with the first over=: load speed
+
+        namespace = self.context.namespace
+        settings = self.context.resolve(options)
+        client = self.context.client(settings)
+        questions = self._variable(options.over, "over") if options.over else None
+        resume = self._variable(options.resume, "resume") if options.resume else None
+        workspaces: list[str] = []
+        if questions is not None:
+            wanted = options.workspaces or (self.context.workspace_or_fail(settings),)
+            workspaces = [w if _SLUG.match(w) else client.find_workspace(w).slug for w in wanted]
+        batch = batches.prepared(
+            workspaces or None,
+            questions,
+            mode=list(options.modes) or settings.mode.value,
+            template=body.strip() or None,
+            session=options.session,
+            resume=resume,
+            namespace={} if options.raw else namespace,
+        )
+        namespace["_allm"] = batch
+        if options.out:
+            namespace[options.out] = batch
+        from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
+
+        try:
+            batches.ask_many_blocking(
+                lambda: AsyncClient.from_config(client.config),
+                batch,
+                concurrency=options.concurrency or batches.DEFAULT_CONCURRENCY,
+                progress=None,
+                timeout=settings.timeout.value,
+            )
+            if self._rich:
+                from IPython.display import display  # only with a front end: load speed
+
+                display(batch)  # type: ignore[no-untyped-call]
+            else:
+                print(batch.summary())
+        except KeyboardInterrupt:  # a stop outside the batch's own wait (drawing the table)
+            batch.stopped = True
+        if batch.stopped:
+            kept = "_allm" + (f" and {options.out}" if options.out else "")
+            raise Interrupted(
+                f"stopped; {batch.done} done, {batch.failed} failed, {batch.pending} pending, in "
+                f"{kept}; run the cell again with resume={options.out or '_allm'} to ask the rest."
+            )
+
+    def _variable(self, name: str, option: str) -> Any:
+        if name not in self.context.namespace:
+            raise ConfigurationError(
+                f"{option}={name}: there is no variable {name} in the notebook."
+            )
+        return self.context.namespace[name]
 
     def _keep(self, reply: Reply, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too); ``out=NAME`` binds it too."""
@@ -322,6 +411,10 @@ class AllmMagics(Magics):
     @no_var_expand  # "{x}" and "$price" in a question follow our rules (and ``raw``), not IPython's
     def allm_line(self, line: str) -> Any:
         """%allm COMMAND [ARGUMENT] (see %allm help), or %allm [options] QUESTION."""
+        with for_the_cell():
+            return self._allm_line(line)
+
+    def _allm_line(self, line: str) -> Any:
         from .commands import COMMANDS  # commands load on their first use: load speed
 
         words = line.strip().split(maxsplit=1)
@@ -329,6 +422,11 @@ class AllmMagics(Magics):
         found = COMMANDS.get(name)
         if found is not None:
             argument = words[1] if len(words) > 1 else ""
+            if argument and not found.takes_argument:
+                raise ConfigurationError(
+                    f"%allm {name} takes nothing after it; to ask a question that starts with "
+                    f"'{name}', write %allm -- {name} …"
+                )
             if found.expands:  # a command's argument expands {x} and $x as IPython would
                 argument = self._expand(argument)
             with _interruptible(f"%allm {name} was stopped."):
@@ -348,17 +446,19 @@ class AllmMagics(Magics):
 
     def _ask_line(self, line: str) -> None:
         options = self._one_line_options(line)
-        if not options.words and not options.explain:
+        if not options.question.strip() and not options.explain:
             raise ConfigurationError(
-                'Write the question after the options (%allm -w SLUG "question"), or use %%allm.'
+                "Write the question after the options (%allm -w SLUG What is RAG?), or use %%allm."
             )
-        self._ask(options, " ".join(options.words))
+        self._ask(options, options.question)
 
     def _one_line_options(self, line: str) -> CellOptions:
-        """The one-line form's options, with ``{name}`` in them expanded as on the ``%%allm`` line."""
-        prefix, words = split_question(line)
-        options = parse_options(self._expand(shlex.join(prefix))) if prefix else CellOptions()
-        options.words = words
+        """The one-line form's options, with ``{name}`` in them expanded as on the ``%%allm``
+        line, and its question exactly as typed."""
+        prefix, question = split_question(line)
+        expanded = [self._expand(token) for token in prefix]  # a value may hold a quote: Bob's
+        options = parse_options(shlex.join(expanded)) if prefix else CellOptions()
+        options.question = question
         return options
 
     def _expand(self, text: str) -> str:
@@ -392,6 +492,18 @@ class AllmMagics(Magics):
 
 
 @contextmanager
+def for_the_cell() -> Iterator[None]:
+    """An error a magic raises speaks the notebook's language (``%allm login``, ``timeout=``)
+    and is shown by IPython as its one sentence; the library's own errors keep their stack."""
+    try:
+        yield
+    except AllmError as exc:
+        exc.reword(in_notebook_words(exc))
+        exc.one_line = True
+        raise
+
+
+@contextmanager
 def _interruptible(what: str) -> Iterator[None]:
     """The stop button during a command ends it in one line, not an httpx traceback."""
     try:
@@ -400,20 +512,42 @@ def _interruptible(what: str) -> Iterator[None]:
         raise Interrupted(what) from None
 
 
-def _one_line_questions(lines: list[str]) -> list[str]:
+class OneLineQuestion(TokenTransformBase):
     """``%allm What is X?`` asks, instead of IPython reading the trailing ``?`` as a help request.
 
-    Runs among IPython's cleanup transforms, before its help handling; ``%allm?`` itself (help on
-    the magic) is left alone.
+    A token transformer, like IPython's own ``%magic`` and ``obj?`` ones, so it sees only the
+    lines IPython would run as a line magic: never a line inside a string or a comment, and never
+    a cell magic's body (``%%allm``, ``%%writefile``: IPython hands those to their magic first).
+    It runs before IPython's help transform at the same place; ``%allm?`` (help on the magic) is
+    left to it.
     """
-    out = []
-    for line in lines:
-        match = _QUESTION_LINE.match(line.rstrip("\n"))
-        if match and match.group("rest").endswith("?") and not line.lstrip().startswith("%allm?"):
-            call = f"get_ipython().run_line_magic('allm', {match.group('rest')!r})"
-            line = match.group("indent") + call + ("\n" if line.endswith("\n") else "")
-        out.append(line)
-    return out
+
+    priority = 4  # IPython's help transform is 5, its %magic transform 10
+
+    @classmethod
+    def find(cls, tokens_by_line: list[list[tokenize.TokenInfo]]) -> OneLineQuestion | None:
+        for line in tokens_by_line:
+            tokens = [t for t in line if t.type not in (tokenize.INDENT, tokenize.DEDENT)]
+            if len(tokens) < 2:
+                continue
+            escape, name = tokens[:2]
+            row, column = escape.start
+            if (
+                escape.string == "%"
+                and name.string == "allm"
+                and name.start == (row, column + 1)
+                and _QUESTION_LINE.match(escape.line, column)
+            ):
+                return cls(escape.start)
+        return None
+
+    def transform(self, lines: list[str]) -> list[str]:
+        start, column = self.start_line, self.start_col
+        end = find_end_of_continued_line(lines, start)
+        line = assemble_continued_line(lines, (start, column), end)
+        question = line[len("%allm") + 1 :]
+        call = f"get_ipython().run_line_magic('allm', {question!r})"
+        return [*lines[:start], lines[start][:column] + call + "\n", *lines[end + 1 :]]
 
 
 def _attached(attachments: list[Attachment], mode_note: str | None) -> Table:
@@ -446,7 +580,7 @@ def load(shell: InteractiveShell) -> None:
     magics = AllmMagics(shell=shell)  # Magics.__init__ adds it to configurables
     shell.register_magics(magics)
     shell.events.register("post_run_cell", magics.remember_failure)
-    shell.input_transformers_cleanup.append(_one_line_questions)
+    shell.input_transformer_manager.token_transformers.append(OneLineQuestion)
     assert shell.display_formatter is not None
     markdown = shell.display_formatter.formatters["text/markdown"]
     markdown.for_type_by_name("allm_jupyter.reply", "Reply", _reply_markdown)
@@ -460,8 +594,8 @@ def unload(shell: InteractiveShell) -> None:
         shell.configurables.remove(magics)  # type: ignore[arg-type]
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("allm", None)
-    if _one_line_questions in shell.input_transformers_cleanup:
-        shell.input_transformers_cleanup.remove(_one_line_questions)
+    if OneLineQuestion in shell.input_transformer_manager.token_transformers:
+        shell.input_transformer_manager.token_transformers.remove(OneLineQuestion)
     assert shell.display_formatter is not None
     markdown = shell.display_formatter.formatters["text/markdown"]
     markdown.deferred_printers.pop(("allm_jupyter.reply", "Reply"), None)

@@ -1,7 +1,9 @@
 """Typed views of the server's JSON rows: sources, metrics, workspaces, threads, documents, hits.
 
 Every reader is tolerant (see ``_json``): the real server sends ``null`` or nothing for fields it
-documents, and a row we cannot read must not cost the answer it came with.
+documents, and a row we cannot read must not cost the answer it came with. A value that does not
+convert (a timestamp no calendar holds, NaN, a number sent as a string, a negative count, a score
+outside -1..1) reads as ``None``, which the ``%allm`` tables show as ``?``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import integer, mapping, nonempty, number, objects, read_json, text
+from ._json import (
+    count,
+    epoch_seconds,
+    mapping,
+    measure,
+    nonempty,
+    objects,
+    read_json,
+    similarity,
+    text,
+)
 from .errors import ServerError
 
 _METADATA_HEADER = re.compile(r"^\s*<document_metadata>.*?</document_metadata>\s*", re.DOTALL)
@@ -34,7 +46,7 @@ class Source:
         return cls(
             title=nonempty(data.get("title")) or nonempty(data.get("chunkSource")) or "Untitled",
             text=text(data.get("text")) or "",
-            score=number(data.get("score")),
+            score=similarity(data.get("score")),
             url=nonempty(data.get("url")),
             chunk_source=nonempty(data.get("chunkSource")),
             doc_source=nonempty(data.get("docSource")),
@@ -73,6 +85,9 @@ class Metrics:
     output_tps: float | None = None
     duration: float | None = None
     timestamp: str | None = None
+    input_cost: float | None = None
+    """USD for the prompt: AnythingLLM after 1.16.0 reports costs when it knows the price."""
+    output_cost: float | None = None
     total_cost: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -84,21 +99,17 @@ class Metrics:
         return cls(
             model=nonempty(data.get("model")),
             provider=nonempty(data.get("provider")),
-            prompt_tokens=_count(data.get("prompt_tokens")),
-            completion_tokens=_count(data.get("completion_tokens")),
-            total_tokens=_count(data.get("total_tokens")),
-            output_tps=number(data.get("outputTps")),
-            duration=number(data.get("duration")),
+            prompt_tokens=count(data.get("prompt_tokens")),
+            completion_tokens=count(data.get("completion_tokens")),
+            total_tokens=count(data.get("total_tokens")),
+            output_tps=measure(data.get("outputTps")),
+            duration=measure(data.get("duration")),
             timestamp=nonempty(data.get("timestamp")),
-            total_cost=number(data.get("totalCost")),
+            input_cost=measure(data.get("inputCost")),
+            output_cost=measure(data.get("outputCost")),
+            total_cost=measure(data.get("totalCost")),
             raw=data,
         )
-
-
-def _count(value: Any) -> int | None:
-    """Token counts: some providers send them as floats."""
-    amount = number(value)
-    return int(amount) if amount is not None else None
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,7 @@ class HistoryMessage:
     role: str
     content: str
     sent_at: int | None = None
+    """Seconds since 1970 (UTC); ``None`` when missing or no real moment."""
     chat_id: int | None = None
     mode: str | None = None
     sources: tuple[Source, ...] = ()
@@ -202,8 +214,8 @@ class HistoryMessage:
         return cls(
             role=text(row.get("role")) or "",
             content=text(row.get("content")) or "",
-            sent_at=integer(row.get("sentAt")),
-            chat_id=integer(row.get("chatId")),
+            sent_at=epoch_seconds(row.get("sentAt")),
+            chat_id=count(row.get("chatId")),
             mode=text(row.get("type")),
             sources=Source.all_from_wire(row.get("sources")),
             metrics=Metrics.from_wire(mapping(row.get("metrics"))),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .errors import AttachmentError, ConfigurationError
@@ -91,6 +91,27 @@ OPTIONS = (
         "ask about the last cell that failed: its source and traceback go with the question "
         "(the cell body, if any, is your own question; one-line: `%allm explain`)",
     ),
+    Option(
+        "over",
+        None,
+        "NAME",
+        "ask many questions: the variable `NAME` is a list or Series of questions, or a DataFrame "
+        "whose `{column}` fields the cell body fills per row (`{item}` is a list's element); "
+        "`workspace=a,b` and `mode=chat,query` ask each question in each; shows a progress bar, "
+        "then the table; `out=` and `_allm` hold the `Batch`",
+    ),
+    Option(
+        "concurrency",
+        None,
+        "N",
+        "with `over=`: answers in flight at once (default 4)",
+    ),
+    Option(
+        "resume",
+        None,
+        "NAME",
+        "ask the pending and failed questions of the `Batch` in `NAME` (after a stop or errors)",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _BY_SHORT = {option.short: option for option in OPTIONS if option.short}
@@ -124,8 +145,17 @@ class CellOptions:
     reset: bool = False
     raw: bool = False
     explain: bool = False
-    words: list[str] = field(default_factory=list)
-    """Tokens after the options: a one-line question (``%allm -w ws What is X?``)."""
+    question: str = ""
+    """What follows the options, exactly as typed: a one-line question (``%allm -w ws What's X?``)."""
+    over: str | None = None
+    """The variable holding many questions (``over=NAME``)."""
+    concurrency: int | None = None
+    resume: str | None = None
+    """The variable holding a ``Batch`` to finish."""
+    workspaces: tuple[str, ...] = ()
+    """``workspace=a,b`` with ``over=``: each question is asked in each (``workspace`` is ``a``)."""
+    modes: tuple[str, ...] = ()
+    """``mode=chat,query`` with ``over=``: each question is asked in each."""
 
 
 @dataclass(frozen=True)
@@ -177,15 +207,16 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
     """Parse the options at the start of ``line``; anything unknown is an error listing the valid ones.
 
     With ``question=True`` (the one-line ``%allm`` form) the first token that is not an option
-    starts the question, and a bare ``reset``/``raw`` is a word of it (``--reset`` is the flag).
+    starts the question, which is kept exactly as typed (``--`` ends the options early), and a
+    bare ``reset``/``raw`` is a word of it (``--reset`` is the flag).
     """
-    tokens = _tokens(line)
-    flags, values, position = _scan(tokens, question=question)
+    tokens, rest = _leading_options(line, question=question)
+    flags, values = _read(tokens)
     options = CellOptions()
     for flag in flags:
         setattr(options, flag, True)
-    options.words = tokens[position:]
-    if values.get("mode"):
+    options.question = rest
+    if values.get("mode") and "," not in values["mode"]:
         options.mode = check_mode(values["mode"])
     if values.get("timeout"):
         options.timeout = parse_timeout(values["timeout"])
@@ -196,47 +227,134 @@ def parse_options(line: str, *, question: bool = False) -> CellOptions:
     options.attach = tuple(
         name.strip() for name in values.get("attach", "").split(",") if name.strip()
     )
+    _many_questions(options, values)
     return options
 
 
-def split_question(line: str) -> tuple[list[str], list[str]]:
-    """The one-line form's option tokens and its question's words, the values not checked yet:
-    they may hold ``{name}`` references still to expand."""
-    tokens = _tokens(line)
-    position = _scan(tokens, question=True)[2]
-    return tokens[:position], tokens[position:]
+def _many_questions(options: CellOptions, values: dict[str, str]) -> None:
+    """``over=``, ``resume=``, ``concurrency=`` and the grid's lists (which need one of the two)."""
+    for name in ("over", "resume"):
+        if name in values and not _IDENTIFIER.match(values[name]):
+            raise ConfigurationError(f"{name}= needs a Python variable name, not '{values[name]}'.")
+        setattr(options, name, values.get(name) or None)
+    many = options.over is not None or options.resume is not None
+    alone = [name for name in ("thread", "attach") if values.get(name)]
+    alone += [name for name in ("reset", "explain") if getattr(options, name)]
+    if many and alone:
+        raise ConfigurationError(
+            f"{alone[0]} does not go with over= or resume=: each question of a batch is asked "
+            "alone, in its own session (or the one session= names)."
+        )
+    if "concurrency" in values:
+        text = values["concurrency"].strip()
+        if not text.isdecimal() or int(text) < 1:
+            raise ConfigurationError(
+                f"concurrency must be a whole number of at least 1, not {values['concurrency']!r}."
+            )
+        options.concurrency = int(text)
+    workspaces = tuple(w.strip() for w in (options.workspace or "").split(",") if w.strip())
+    modes = tuple(check_mode(m) for m in values.get("mode", "").split(",") if m.strip())
+    for name, listed in (("workspace", workspaces), ("mode", modes)):
+        if len(listed) > 1 and not many:
+            raise ConfigurationError(
+                f"{name}={values[name]} asks each question in each {name}: it needs over=NAME "
+                "(a list, Series or DataFrame of questions)."
+            )
+    if options.concurrency is not None and not many:
+        raise ConfigurationError("concurrency= is for many questions: it needs over=NAME.")
+    if len(workspaces) > 1:
+        options.workspaces, options.workspace = workspaces, workspaces[0]
+    if modes:
+        options.mode = modes[0]
+        options.modes = modes if len(modes) > 1 else ()
 
 
-def _tokens(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise ConfigurationError(f"Cannot read the options ({exc}); check the quotes.") from None
+def split_question(line: str) -> tuple[list[str], str]:
+    """The one-line form's option tokens (unquoted, their values not checked yet: they may hold
+    ``{name}`` references still to expand) and its question, exactly as typed."""
+    return _leading_options(line, question=True)
 
 
-def _scan(tokens: list[str], *, question: bool) -> tuple[list[str], dict[str, str], int]:
-    """The flags and ``name: value`` options that lead ``tokens``, and where the rest starts."""
+_RAW_TOKEN = re.compile(r"""(?:[^\s'"\\]+|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.DOTALL)
+"""One shell word as typed, its quotes included (``workspace="My docs"``)."""
+_OPTION_LIKE = re.compile(r"-[^\W\d](?=\s|$)|--[\w-]*(?=[=\s]|$)|(?P<name>\w+)=")
+"""How a token that means to be an option starts: ``-w``, ``--reset``, ``name=``. In a
+one-line question anything else (``What's``, ``-5``, ``x=1``) starts the question."""
+_END_OF_OPTIONS = "--"
+
+
+def _leading_options(line: str, *, question: bool) -> tuple[list[str], str]:
+    """The tokens of the options that lead ``line`` (values included, quotes removed), and the
+    rest of the line from its first non-blank character, untouched."""
+    tokens: list[str] = []
+    position = _skip_space(line, 0)
+    expects_value = False
+    while position < len(line):
+        if not expects_value and question and not _is_option_like(line, position):
+            break
+        token, end = _word(line, position)
+        if token == _END_OF_OPTIONS and not expects_value:
+            position = _skip_space(line, end)
+            break
+        if not expects_value:
+            option, value = _option_token(token, question=question)
+            if option is None:
+                break
+            expects_value = not option.is_flag and value is None
+        else:
+            expects_value = False
+        tokens.append(token)
+        position = _skip_space(line, end)
+    if expects_value:
+        raise ConfigurationError(f"The option {tokens[-1]} needs a value.")
+    return tokens, line[position:]
+
+
+def _skip_space(line: str, position: int) -> int:
+    while position < len(line) and line[position].isspace():
+        position += 1
+    return position
+
+
+def _is_option_like(line: str, position: int) -> bool:
+    match = _OPTION_LIKE.match(line, position)
+    if match is None:
+        return False
+    name = match.group("name")
+    return name is None or name in _BY_NAME or name.lower() in _SECRET_WORDS
+
+
+def _word(line: str, position: int) -> tuple[str, int]:
+    """The shell word at ``position``, unquoted, and where it ends."""
+    match = _RAW_TOKEN.match(line, position)
+    end = match.end() if match else position
+    if end < len(line) and not line[end].isspace():
+        problem = "no closing quotation" if line[end] in "'\"" else "a backslash at the end"
+        raise ConfigurationError(f"Cannot read the options ({problem}); check the quotes.")
+    return shlex.split(line[position:end], posix=True)[0] if end > position else "", end
+
+
+def _read(tokens: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The flags and ``name: value`` options of option ``tokens`` (as :func:`_leading_options`
+    found them: each value-taking flag is followed by its value)."""
     flags: list[str] = []
     values: dict[str, str] = {}
     position = 0
     while position < len(tokens):
         token = tokens[position]
-        option, value = _option_token(token, question=question)
-        if option is None:
-            break
+        option, value = _option_token(token, question=False)
+        assert option is not None  # _leading_options kept only options
         if option.is_flag:
             flags.append(option.name)
         else:
             if value is None:
-                if position + 1 >= len(tokens):
-                    raise ConfigurationError(f"The option {token} needs a value.")
                 position += 1
                 value = tokens[position]
             if option.name == "attach" and values.get("attach"):
                 value = f"{values['attach']},{value}"  # -a df -a fig attaches both
             values[option.name] = value
         position += 1
-    return flags, values, position
+    return flags, values
 
 
 def _option_token(token: str, *, question: bool) -> tuple[Option | None, str | None]:
@@ -250,13 +368,14 @@ def _option_token(token: str, *, question: bool) -> tuple[Option | None, str | N
     key, sep, value = token.partition("=")
     if sep and key in _BY_NAME and not _BY_NAME[key].is_flag:
         return _BY_NAME[key], value
-    if (sep and _IDENTIFIER.match(key) and not question) or token.startswith("-"):
+    if (sep and _IDENTIFIER.match(key)) or token.startswith("-"):
         if key.lower().lstrip("-") in _SECRET_WORDS:
             raise ConfigurationError(
                 "The API key is never a magic option (it would be saved in the notebook); set "
                 "ANYTHING_LLM_API_KEY in the environment or use %allm login."
             )
-        raise ConfigurationError(f"Unknown option '{token}'; valid options: {VALID}.")
+        hint = f" To ask a question that starts with {token}, put -- before it." if question else ""
+        raise ConfigurationError(f"Unknown option '{token}'; valid options: {VALID}.{hint}")
     return None, None
 
 

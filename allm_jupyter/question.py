@@ -32,17 +32,17 @@ def interpolate(text: str, namespace: dict[str, Any]) -> str:
         if head is None or head.group() not in namespace:
             return match.group()
         value = namespace[head.group()]
-        for step in _STEP.finditer(ref, head.end()):
-            try:
+        try:
+            for step in _STEP.finditer(ref, head.end()):
                 if step.group("attr"):
                     value = getattr(value, step.group("attr"))
                 elif step.group("index") is not None:
                     value = value[int(step.group("index"))]
                 else:
                     value = value[step.group("key")]
-            except Exception:
-                return match.group()
-        return str(value)
+            return str(value)
+        except Exception:  # a step that does not resolve, or a value that cannot be shown
+            return match.group()
 
     return _REFERENCE.sub(substitute, text)
 

@@ -366,16 +366,35 @@ def _rate(tokens_per_second: float) -> str:
     return f"{tokens_per_second:.0f}" if tokens_per_second >= 10 else f"{tokens_per_second:.1f}"
 
 
-def _footer_parts(metrics: Metrics) -> list[str]:
-    """Model, total tokens, speed and duration: only the parts the server reported."""
-    parts = [metrics.model] if metrics.model else []
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 match``, ``2 matches``: a count that agrees with its noun."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
+def _footer_parts(reply: Reply) -> list[str]:
+    """Where the answer came from (the workspace, its thread) and what the server reported of
+    it (model, total tokens, speed, duration): after a picker change or ``thread=new`` the
+    answer itself says where it was asked."""
+    parts = [f"workspace {reply.workspace}"] if reply.workspace else []
+    if reply.thread:
+        parts.append(f"thread {reply.thread}")
+    metrics = reply.metrics or Metrics()
+    if metrics.model:
+        parts.append(metrics.model)
     if metrics.total_tokens is not None:
-        parts.append(f"{metrics.total_tokens} tokens")
+        parts.append(counted(metrics.total_tokens, "token"))
     if metrics.output_tps is not None:
         parts.append(f"{_rate(metrics.output_tps)} tok/s")
     if metrics.duration is not None:
         parts.append(f"{metrics.duration:.2f} s")
+    if metrics.total_cost is not None:
+        parts.append(usd(metrics.total_cost))
     return parts
+
+
+def usd(amount: float) -> str:
+    """A cost in dollars: answers cost fractions of a cent, so small amounts keep 4 digits."""
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 
 def _ending(reply: Reply, final: bool, error_below: bool = False) -> tuple[str, str] | None:
@@ -384,11 +403,13 @@ def _ending(reply: Reply, final: bool, error_below: bool = False) -> tuple[str, 
     ``error_below``: the cell's own error line says the sentence, so it is not said twice here.
     """
     if reply.error and error_below:
-        return "⚠ Partial answer", "it stopped at the error below" if reply.text else "no answer"
+        if reply.text:
+            return "⚠ Partial answer", "it stopped at the error below"
+        return "⚠ No answer", "see the error below"
     if reply.error:
         return "⚠ Error", reply.error
     if reply.interrupted:
-        return "■ Stopped by the user", "partial answer"
+        return "■ Stopped by the user", "partial answer" if reply.text else "no answer arrived"
     if final and not reply.complete:
         return "⚠ Stopped", "the answer ended before the server finished it"
     return None
@@ -445,7 +466,7 @@ def render_markdown(
     if final and reply.sources:
         items = "\n".join(_source_item(n, s) for n, s in enumerate(reply.sources, 1))
         parts.append(_details(f"Sources ({len(reply.sources)})", items))
-    if final and reply.metrics and (footer := _footer_parts(reply.metrics)):
+    if final and (footer := _footer_parts(reply)):
         parts.append("*" + " · ".join(map(literal_markdown, footer)) + "*")
     return "\n\n".join(parts)
 
@@ -484,16 +505,22 @@ def _source_item(number: int, source: Source) -> str:
 
 
 def render_plain(
-    reply: Reply, *, final: bool = False, error_below: bool = False, answer_from: int = 0
+    reply: Reply,
+    *,
+    final: bool = False,
+    error_below: bool = False,
+    with_answer: bool = True,
+    answer_from: int = 0,
 ) -> str:
     """The ``text/plain`` twin for terminals: no HTML, no entities, no terminal control codes.
 
+    ``with_answer=False``: only what follows the answer (a terminal printed it as it came).
     ``answer_from``: as for :func:`render_markdown` (the part before it: :func:`plain_answer_part`).
     """
     answer = split_reasoning(reply.text)[1][answer_from:]
     ending = _ending(reply, final, error_below)
     parts: list[str] = []
-    if answer.strip():
+    if answer.strip() and with_answer:
         parts.append(answer)
     if reply.refusal:  # after the text, so the plain twin only ever grows at its end
         parts.append(f"ℹ️ {_REFUSAL} (query mode answers only from its documents)")
@@ -504,7 +531,7 @@ def render_plain(
     if final and reply.sources:
         items = (_plain_source(n, s) for n, s in enumerate(reply.sources, 1))
         parts.append("Sources:\n" + "\n".join(items))
-    if final and reply.metrics and (footer := _footer_parts(reply.metrics)):
+    if final and (footer := _footer_parts(reply)):
         parts.append(" · ".join(footer))
     return terminal_text("\n\n".join(parts))
 

@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from .config import API_KEY_ENV as API_KEY_ENV  # the names live with the library's config
+from .config import BASE_URL_ENV as BASE_URL_ENV
+from .config import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from .config import Origin as Origin
+from .config import env_value as env_value
 from .options import CellOptions
 from .secret import Secret
 from .session import SessionState
 from .urls import DEFAULT_BASE_URL, redact_url
 
-API_KEY_ENV = "ANYTHING_LLM_API_KEY"
-BASE_URL_ENV = "ANYTHING_LLM_BASE_URL"
 WORKSPACE_ENV = "ANYTHING_LLM_DEFAULT_WORKSPACE_SLUG"
-DEFAULT_TIMEOUT = 120.0
 
 T = TypeVar("T")
 
@@ -41,14 +43,6 @@ class Config:
     default_workspace: str | None = None
     mode: str | None = None
     timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where the URL and the key came from, as a message names them so the user knows what to fix."""
-
-    base_url: str = BASE_URL_ENV
-    api_key: str = API_KEY_ENV
 
 
 _URL_ORIGINS = {
@@ -97,11 +91,6 @@ def _first(*candidates: tuple[T | None, str]) -> Setting[T | None]:
         if value is not None and value != "":
             return Setting(value, source)
     return Setting(None, "unset")
-
-
-def env_value(environ: Mapping[str, str], name: str) -> str | None:
-    """An environment variable, ``None`` when unset or blank."""
-    return environ.get(name, "").strip() or None
 
 
 def resolve(

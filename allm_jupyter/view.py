@@ -428,7 +428,7 @@ class TerminalView(_LiveView):
 
     def _draw_final(self, reply: Reply, error_below: bool) -> int:
         self._draw(reply)
-        tail = render_plain(replace(reply, text=""), final=True, error_below=error_below).strip()
+        tail = render_plain(reply, final=True, error_below=error_below, with_answer=False).strip()
         self._out.write("\n" + (tail + "\n" if tail else ""))
         self._out.flush()
         return 0

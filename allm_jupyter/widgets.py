@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from traitlets import Bunch, Enum, Unicode, observe, validate
 
-from .context import Context, current_context
+from .context import Context, current_context, in_notebook_words
 from .errors import AllmError, AuthenticationError, ConfigurationError
 from .models import Workspace
 from .options import MODES
+from .render import counted
 
 if TYPE_CHECKING:
     from .client import Client
@@ -123,7 +124,7 @@ class WorkspacePicker(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships n
         try:
             status = self._load(self._context.client())
         except AllmError as exc:  # e.g. a malformed server URL in the environment
-            status = _status(_BAD, "not configured", exc.message)
+            status = _status(_BAD, "not configured", in_notebook_words(exc))
         self._status_line.value = status
         self._show()
 
@@ -137,15 +138,15 @@ class WorkspacePicker(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships n
             found = client.workspaces()
         except AuthenticationError as exc:
             headline = "API key rejected" if client.has_api_key else "no API key"
-            return _status(_BAD, headline, exc.message + " Then press Refresh.", where)
+            return _status(_BAD, headline, in_notebook_words(exc) + " Then press Refresh.", where)
         except AllmError as exc:
-            return _status(_BAD, "server error", exc.message, where)
+            return _status(_BAD, "server error", in_notebook_words(exc), where)
         self._workspaces = {w.slug: w for w in found if w.slug}
         self._workspace_options = _labelled((w.name, w.slug) for w in self._workspaces.values())
         if not self._workspaces:
             detail = "there are no workspaces yet; create one in AnythingLLM, then press Refresh."
             return _status(_WARN, "connected", detail, where)
-        return _status(_OK, "connected", f"{len(self._workspaces)} workspaces", where)
+        return _status(_OK, "connected", counted(len(self._workspaces), "workspace"), where)
 
     # -- keeping the session and the controls in step ----------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from jupyter_client.manager import KernelManager
 
+from allm_jupyter import Client
 from allm_jupyter.testing import Scenario, StandInServer, scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,6 +348,105 @@ def throughput(server: StandInServer, work: Kernel, runs: dict[str, int]) -> Sec
     return section
 
 
+CLIENT_SETUP = """
+from allm_jupyter import AsyncClient, Client
+_bench_url = os.environ["ANYTHING_LLM_BASE_URL"]
+_bench_client = Client(_bench_url, timeout=600)
+_bench_async = None  # made inside the kernel's event loop, by the first read
+
+def _bench_client_read():
+    stream = _bench_client.stream_chat("{slug}", "q", mode="chat")
+    for _ in stream:
+        pass
+    return stream.reply.text
+
+async def _bench_async_read():
+    global _bench_async
+    if _bench_async is None:
+        _bench_async = AsyncClient(_bench_url, timeout=600)
+    stream = _bench_async.stream_chat("{slug}", "q", mode="chat")
+    async for _ in stream:
+        pass
+    return stream.reply.text
+
+async def _bench_async_raw_read():
+    parts = []
+    async with httpx.AsyncClient(
+        base_url=_bench_url + "/api",
+        headers={"Authorization": "Bearer " + os.environ["ANYTHING_LLM_API_KEY"]},
+        timeout=600,
+    ) as http, http.stream("POST", _bench_path, json={message}) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                parts.append(json.loads(line[5:]).get("textResponse") or "")
+    return "".join(parts)
+"""
+
+
+def client_throughput(server: StandInServer, work: Kernel, runs: dict[str, int]) -> Section:
+    """``Client.stream_chat`` and ``AsyncClient.stream_chat`` read to the end, against the linear
+    raw reader, interleaved, at 20,000 and 100,000 chunks."""
+    section = Section(
+        "Throughput of the clients: `stream_chat` read to its end / linear raw reader",
+        "The same kernel and rounds as above, without the magic or the view: each client's "
+        "events iterated to the end of the answer. The async client runs on the kernel's own "
+        "event loop (a cell that awaits); for reference, a raw reader over `httpx.AsyncClient` "
+        "(`aiter_lines` + `json.loads`), so the cost of httpx's async stack is visible apart "
+        "from the client's.",
+    )
+    slug = server.slugs[0]
+    work.run(CLIENT_SETUP.replace("{slug}", slug).replace("{message}", repr(MESSAGE)))
+    statements = {
+        "Client": "_bench_text = _bench_client_read()",
+        "AsyncClient": "_bench_text = await _bench_async_read()",
+        "raw": RAW,
+        "async raw": "_bench_text = await _bench_async_raw_read()",
+    }
+    cases = [
+        ("20,000 chunks", plain_words(20_000), runs["medium"]),
+        ("100,000 chunks", plain_words(100_000), runs["large"]),
+    ]
+    for label, text, count in cases:
+        scenario = played(text)
+        cpu: dict[str, list[float]] = {name: [] for name in statements}
+        wall: dict[str, list[float]] = {name: [] for name in statements}
+        names = list(statements)
+        for index in range(count + 1):  # the first round warms up and is dropped
+            for name in names[index % len(names) :] + names[: index % len(names)]:
+                server.queue(scenario)
+                got = work.run(
+                    timed(statements[name]), "_bench_seconds", "_bench_cpu", "len(_bench_text)"
+                ).values
+                assert got["len(_bench_text)"] == len(text), f"{name} did not read the answer"
+                if index:
+                    wall[name].append(got["_bench_seconds"])
+                    cpu[name].append(got["_bench_cpu"])
+
+        def ratio(times: dict[str, list[float]], reader: str, baseline: str) -> float:
+            return median([a / b for a, b in zip(times[reader], times[baseline], strict=True)])
+
+        for reader in ("Client", "AsyncClient"):
+            for kind, times in (("wall", wall), ("CPU", cpu)):
+                value = ratio(times, reader, "raw")
+                reference = (
+                    f" (async raw reader: {ms(median(times['async raw']))}, "
+                    f"{reader} / it = {ratio(times, reader, 'async raw'):.2f}×)"
+                    if reader == "AsyncClient"
+                    else ""
+                )
+                section.rows.append(
+                    Row(
+                        f"`{reader}.stream_chat`, {label}: {kind}",
+                        ms(median(times[reader])),
+                        ms(median(times["raw"])) + reference,
+                        value,
+                        "≤ 1.15×",
+                        value <= 1.15,
+                    )
+                )
+    return section
+
+
 def traffic(server: StandInServer, work: Kernel) -> Section:
     """What reaches the front end: display messages and bytes; updates per second."""
     section = Section(
@@ -522,6 +622,91 @@ def memory(server: StandInServer, runs: int) -> Section:
             ours <= 10 * size,
         )
     )
+    return section
+
+
+# --- many questions (ask_many) --------------------------------------------------------------------
+
+BATCH_QUESTIONS = 64
+BATCH_DELAY = 0.5
+BATCH_MEMORY_QUESTIONS = 1_000
+BATCH_KEPT = """
+import gc, pickle
+from allm_jupyter import Client
+_bench_client = Client()
+def _bench_batch(count):
+    gc.collect()
+    before = _bench_memory("VmRSS:")
+    batch = _bench_client.ask_many(_bench_slug, [f"question {i}" for i in range(count)], concurrency=8, progress=False)
+    gc.collect()
+    kept = len(pickle.dumps(batch.replies))
+    return batch, _bench_memory("VmRSS:") - before, kept
+"""
+
+
+def batches(runs: int) -> Section:
+    """``Client.ask_many`` against a stand-in that takes 0.5 s per answer; kernel RSS for 1,000."""
+    section = Section(
+        "Many questions (ask_many)",
+        f"{BATCH_QUESTIONS} questions against a stand-in that holds each answer {BATCH_DELAY} s; "
+        "the ideal wall time is questions × delay / concurrency (median of runs). Memory: a fresh "
+        f"kernel asks {BATCH_MEMORY_QUESTIONS:,} questions (instant answers) keeping the batch, "
+        "then drops it and asks as many again: the growth is the kept replies, and nothing stays "
+        "behind.",
+    )
+    with StandInServer(speed=0, delay=BATCH_DELAY) as server:
+        client = Client(server.base_url, server.api_key)
+        questions = [f"question {i}" for i in range(BATCH_QUESTIONS)]
+        for concurrency in (1, 4, 8):
+            walls = []
+            for _ in range(runs if concurrency > 1 else 1):
+                started = time.perf_counter()
+                batch = client.ask_many(
+                    server.slugs[0], questions, concurrency=concurrency, progress=False
+                )
+                walls.append(time.perf_counter() - started)
+                assert batch.done == BATCH_QUESTIONS, batch
+            ideal = BATCH_QUESTIONS * BATCH_DELAY / concurrency
+            wall = median(walls)
+            section.rows.append(
+                Row(
+                    f"wall time, concurrency {concurrency}",
+                    f"{wall:.2f} s",
+                    f"ideal: {ideal:.2f} s",
+                    wall / ideal,
+                    "≤ 1.2× the ideal" if concurrency == 8 else "",
+                    wall <= 1.2 * ideal if concurrency == 8 else None,
+                )
+            )
+        client.close()
+    with StandInServer(speed=0) as server, kernel(server.environ(), server.slugs[0]) as work:
+        work.run(BATCH_KEPT.replace("_bench_slug", repr(server.slugs[0])))
+        work.run("_bench_batch(20)")  # warm-up: the engine, the loop thread, the connections
+        first = work.run(
+            f"_b1, _g1, _k1 = _bench_batch({BATCH_MEMORY_QUESTIONS})", "_g1", "_k1"
+        ).values
+        again = work.run(
+            f"del _b1\n_b2, _g2, _k2 = _bench_batch({BATCH_MEMORY_QUESTIONS})", "_g2"
+        ).values
+    growth, kept, second = first["_g1"], first["_k1"], again["_g2"]
+    section.rows += [
+        Row(
+            f"RSS growth, {BATCH_MEMORY_QUESTIONS:,} questions, batch kept",
+            f"{growth / 1e6:.1f} MB",
+            f"the kept replies, pickled: {kept / 1e6:.1f} MB",
+            growth / kept,
+            "≤ 8× the kept replies",
+            growth <= 8 * kept,
+        ),
+        Row(
+            f"RSS growth, {BATCH_MEMORY_QUESTIONS:,} more after dropping the first",
+            f"{second / 1e6:.1f} MB",
+            f"first batch: {growth / 1e6:.1f} MB",
+            second / growth if growth else None,
+            "≤ 1.2× the first (flat)",
+            second <= 1.2 * growth,
+        ),
+    ]
     return section
 
 
@@ -981,7 +1166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         default=[],
         help="sections to leave out",
-        choices=["throughput", "traffic", "first", "memory", "load", "browser", "long"],
+        choices=[
+            "throughput",
+            "clients",
+            "traffic",
+            "first",
+            "memory",
+            "batch",
+            "load",
+            "browser",
+            "long",
+        ],
     )
     args = parser.parse_args(argv)
     scale = 1 if args.quick else 3
@@ -994,6 +1189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with kernel(server.environ(), slug) as work:
             steps = [
                 ("throughput", lambda s: throughput(s, work, runs)),
+                ("clients", lambda s: client_throughput(s, work, runs)),
                 ("traffic", lambda s: traffic(s, work)),
             ]
             for name, step in steps:
@@ -1003,6 +1199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         later: list[tuple[str, Callable[[], Section]]] = [
             ("first", lambda: first_text(server, 3 * scale)),
             ("memory", lambda: memory(server, 1 + scale)),
+            ("batch", lambda: batches(scale)),
             ("load", lambda: load_ext(3 * scale + 1)),
             ("browser", lambda: browser(server, scale + 1)),
             ("long", lambda: long_answers(server, scale)),

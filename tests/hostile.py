@@ -2,8 +2,9 @@
 
 The stand-in plays AnythingLLM's behaviour; this one plays a broken proxy or a malicious server.
 Each route answers with exact bytes (status line and headers included), written in the given
-separate writes, and may keep the connection open afterwards until the client hangs up. Every
-request is recorded, headers included, so tests can check what the client sent.
+separate writes, and may keep the connection open afterwards until the client hangs up; a route
+given a list answers its requests in that order, the last answer repeating. Every request is
+recorded, headers included, so tests can check what the client sent.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def canned(data: bytes, *, keep_open: bool = False) -> Canned:
     return Canned((data,), keep_open)
 
 
+HELD = Canned((), keep_open=True)
+"""Accept the request and never answer: the client waits until it is stopped (pair it with
+:meth:`HostileServer.wait_for_request`, which says when the request has arrived)."""
+
+
 STREAM_SLUG = "ws"
 STREAM_ROUTE = f"/api/v1/workspace/{STREAM_SLUG}/stream-chat"
 """Where the stream tests serve their raw responses."""
@@ -70,12 +76,20 @@ class RawRequest:
 
 
 class HostileServer:
-    """Serves ``routes`` (path -> :class:`Canned`) on 127.0.0.1, a free port; 404 elsewhere."""
+    """Serves ``routes`` (path -> :class:`Canned`) on 127.0.0.1, a free port; elsewhere
+    ``otherwise`` (default: 404)."""
 
     def __init__(
-        self, routes: Mapping[str, Canned] | None = None, *, tls: ssl.SSLContext | None = None
+        self,
+        routes: Mapping[str, Canned | list[Canned]] | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        otherwise: Canned | None = None,
     ) -> None:
-        self.routes: dict[str, Canned] = dict(routes or {})
+        self.routes: dict[str, Canned | list[Canned]] = dict(routes or {})
+        self.otherwise = otherwise or canned(
+            http_response(404, b"Not Found", "text/plain", reason="Not Found")
+        )
         self._tls = tls
         self.requests: list[RawRequest] = []
         self.hangups = threading.Semaphore(0)
@@ -92,6 +106,11 @@ class HostileServer:
     def base_url(self) -> str:
         scheme = "https" if self._tls else "http"
         return f"{scheme}://127.0.0.1:{self._port}"
+
+    def wait_for_any_request(self, timeout: float = 60) -> bool:
+        """Whether any request arrived (now or within ``timeout`` seconds)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: bool(self.requests), timeout)
 
     def requested(self, path: str) -> bool:
         with self._lock:
@@ -156,9 +175,7 @@ class HostileServer:
             with self._arrived:
                 self.requests.append(request)
                 self._arrived.notify_all()
-            answer = self.routes.get(request.path) or canned(
-                http_response(404, b"Not Found", "text/plain", reason="Not Found")
-            )
+            answer = self._answer(request.path)
             try:
                 for data in answer.writes:
                     connection.sendall(data)
@@ -166,6 +183,18 @@ class HostileServer:
                     self._await_hangup(connection)
             except OSError:  # the client left early: fine, it may
                 return
+
+    def _answer(self, path: str) -> Canned:
+        with self._lock:
+            route = self.routes.get(path)
+            if isinstance(route, list):
+                return route.pop(0) if len(route) > 1 else route[0]
+        return route or self.otherwise
+
+    def count(self, path: str) -> int:
+        """How many requests for ``path`` arrived."""
+        with self._lock:
+            return sum(request.path == path for request in self.requests)
 
     def _await_hangup(self, connection: socket.socket) -> None:
         while self._readable(connection):
@@ -200,3 +229,10 @@ class HostileServer:
                 break
             remaining -= len(chunk)
         return RawRequest(method, target.partition("?")[0], target, headers)
+
+
+def closed_port_url() -> str:
+    """``http://localhost:PORT`` where nothing listens (a port just freed on 127.0.0.1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://localhost:{probe.getsockname()[1]}"

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from allm_jupyter.attachments import (
@@ -18,7 +18,7 @@ from allm_jupyter.attachments import (
     AttachmentLimits,
     attachment,
     check_total,
-    explain_message,
+    explanation,
     file_stem,
     from_names,
     resolve,
@@ -282,13 +282,32 @@ def test_file_stems_survive_the_servers_name_sanitising() -> None:
 
 def test_explain_message_holds_source_and_plain_traceback() -> None:
     coloured = "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"
-    assert explain_message("1 / 0\n", coloured) == (
+    sent = explanation("1 / 0\n", coloured)
+    assert sent.message == (
         f"{EXPLAIN_QUESTION}\n\nThe cell:\n\n~~~~python\n1 / 0\n~~~~\n\n"
-        "Its traceback:\n\n~~~~\nZeroDivisionError: division by zero\n~~~~\n"
+        "Its traceback:\n\n~~~~\nZeroDivisionError: division by zero\n~~~~"
     )
-    own = explain_message("x", "E" * 50 + "End", "Why?", max_chars=10)
-    assert own.startswith("Why?\n\n")
-    assert "[43 earlier characters cut]\nEEEEEEEEnd\n" in own
+    assert sent.rows() == [
+        ("cell", "1 line: 1 / 0"),
+        ("traceback", "1 line"),
+        ("size", f"{len(sent.message.encode())} B"),
+    ]
+    own = explanation("x", "E" * 50 + "End", "Why?", max_chars=10)
+    assert own.message.startswith("Why?\n\n")
+    assert "[43 earlier characters cut]\nEEEEEEEEnd\n~~~~" in own.message
+    assert own.rows()[1] == ("traceback", "1 line (its first 43 characters cut)")
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+def test_explain_sends_the_home_folder_as_a_tilde(name: str) -> None:
+    home = str(Path.home())
+    assume(home not in name)
+    source = f"open('{home}/{name}')"
+    error = f'File "{home}/{name}", line 1\nFileNotFoundError: {home}'
+    sent = explanation(source, error)
+    assert home not in sent.message
+    assert sent.cell == f"open('~/{name}')"
+    assert f'File "~/{name}", line 1' in sent.message
 
 
 def test_traceback_text_skips_the_frames_of_ipython() -> None:

@@ -27,8 +27,8 @@ from allm_jupyter.testing import RESET_TEXT, StandInServer, scenarios
 
 
 @pytest.fixture
-def client(allm_server: StandInServer):
-    with Client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
+def client(allm_server: StandInServer, make_client):
+    with make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
         yield c
 
 
@@ -42,17 +42,19 @@ def test_workspaces_are_the_servers(client: Client, allm_server: StandInServer) 
     assert [w.slug for w in client.workspaces()] == allm_server.slugs
 
 
-def test_settings_come_from_the_environment(allm_server: StandInServer, monkeypatch) -> None:
+def test_settings_come_from_the_environment(
+    make_client, allm_server: StandInServer, monkeypatch
+) -> None:
     monkeypatch.setenv("ANYTHING_LLM_BASE_URL", allm_server.base_url + "/api/v1/")
     monkeypatch.setenv("ANYTHING_LLM_API_KEY", allm_server.api_key)
-    with Client() as c:
+    with make_client() as c:
         assert c.base_url == allm_server.base_url
         assert [w.slug for w in c.workspaces()] == allm_server.slugs
 
 
 @pytest.mark.parametrize("suffix", ["", "/", "/api", "/api/", "/api/v1", "/api/v1/"])
-def test_base_url_forms_users_paste(allm_server: StandInServer, suffix: str) -> None:
-    with Client(allm_server.base_url + suffix, api_key=allm_server.api_key) as c:
+def test_base_url_forms_users_paste(make_client, allm_server: StandInServer, suffix: str) -> None:
+    with make_client(allm_server.base_url + suffix, api_key=allm_server.api_key) as c:
         assert c.auth() is True
 
 
@@ -75,30 +77,32 @@ def test_unknown_workspace_lists_the_available_ones(client: Client, allm_server)
 
 
 def test_bad_and_missing_key_name_where_the_key_came_from(
-    allm_server: StandInServer, monkeypatch: pytest.MonkeyPatch
+    make_client, allm_server: StandInServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Client(allm_server.base_url, api_key="wrong-key") as c:
+    with make_client(allm_server.base_url, api_key="wrong-key") as c:
         assert c.auth() is False
-        with pytest.raises(AuthenticationError, match="rejected the API key from Client's api_key"):
+        with pytest.raises(
+            AuthenticationError, match="rejected the API key from the api_key argument"
+        ):
             c.workspaces()
         with pytest.raises(AuthenticationError):
             c.chat(allm_server.slugs[0], "hello")
     monkeypatch.setenv("ANYTHING_LLM_API_KEY", "wrong-key")
     with (
-        Client(allm_server.base_url) as c,
+        make_client(allm_server.base_url) as c,
         pytest.raises(AuthenticationError, match="rejected the API key from ANYTHING_LLM_API_KEY"),
     ):
         c.workspaces()
     with (
-        Client(allm_server.base_url, api_key="") as c,
+        make_client(allm_server.base_url, api_key="") as c,
         pytest.raises(AuthenticationError, match="No API key is set"),
     ):
         c.workspaces()
 
 
-def test_unreachable_server_names_the_url() -> None:
+def test_unreachable_server_names_the_url(make_client) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with Client(url, api_key="k") as c:
+    with make_client(url, api_key="k") as c:
         with pytest.raises(
             ServerUnreachableError, match=f"Cannot reach the AnythingLLM server at {url}"
         ):
@@ -172,11 +176,11 @@ def test_ollama_error_chunk_fails_with_partial(client, allm_server) -> None:
     assert caught.value.reply is not None and caught.value.reply.text == scenario.expected_text
 
 
-def test_stall_is_a_timeout_that_keeps_the_partial_reply(allm_server) -> None:
+def test_stall_is_a_timeout_that_keeps_the_partial_reply(make_client, allm_server) -> None:
     scenario = scenarios.stall("partial ")
     allm_server.queue(scenario)
     with (
-        Client(allm_server.base_url, api_key=allm_server.api_key, timeout=1) as c,
+        make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=1) as c,
         pytest.raises(
             StreamTimeoutError, match="No data arrived from the server for 1 s"
         ) as caught,
@@ -212,17 +216,22 @@ def test_dropped_connection_keeps_the_partial_reply(client, allm_server) -> None
         ),
     ],
 )
-def test_non_json_error_bodies(client, allm_server, status, body, content_type, expected) -> None:
+def test_non_json_error_bodies(
+    make_client, allm_server, status, body, content_type, expected
+) -> None:
     allm_server.queue(scenarios.http_error(status, body, content_type))
-    with pytest.raises(ServerError) as caught:
+    with (
+        make_client(allm_server.base_url, api_key=allm_server.api_key, max_retries=0) as client,
+        pytest.raises(ServerError) as caught,
+    ):
         client.chat(allm_server.slugs[0], "q", mode="chat")
     assert str(caught.value) == f"The server answered {expected}"
 
 
-def test_old_server_gets_chat_mode_after_automatic_is_refused() -> None:
+def test_old_server_gets_chat_mode_after_automatic_is_refused(make_client) -> None:
     with (
         StandInServer(legacy_modes=True, speed=0) as server,
-        Client(server.base_url, api_key=server.api_key) as c,
+        make_client(server.base_url, api_key=server.api_key) as c,
     ):
         reply = c.chat(server.slugs[0], "hello", mode="automatic")
         assert reply.text and reply.complete
@@ -281,7 +290,7 @@ def test_upload_embeds_and_checks(client, allm_server, tmp_path: Path) -> None:
     slug = allm_server.slugs[0]
     path = tmp_path / "notes.txt"
     path.write_text("The quarterly review happens every March in Lisbon.\n")
-    documents = client.upload(path, slug)
+    documents = client.upload(slug, path)
     assert len(documents) == 1
     assert documents[0].docpath in [d.docpath for d in client.workspace(slug).documents]
 
@@ -297,10 +306,10 @@ def test_break_hangs_up_and_the_server_sees_it(client, allm_server) -> None:
     assert stream.reply.text == "first "
 
 
-def test_the_key_is_nowhere(allm_server: StandInServer, caplog) -> None:
+def test_the_key_is_nowhere(make_client, allm_server: StandInServer, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     allm_server.queue(scenarios.stall("x "))
-    with Client(allm_server.base_url, api_key=allm_server.api_key, timeout=0.5) as c:
+    with make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=0.5) as c:
         with pytest.raises(StreamTimeoutError) as caught:
             c.chat(allm_server.slugs[0], "q", mode="chat")
         c.chat(allm_server.slugs[0], "q", mode="chat")
@@ -322,14 +331,16 @@ def test_upload_parse_failure_is_an_upload_error(client, allm_server, tmp_path: 
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(UploadError, match=r"^The server could not read empty\.txt: "):
-        client.upload(empty, allm_server.slugs[0])
+        client.upload(allm_server.slugs[0], empty)
     with pytest.raises(UploadError, match="There is no file at"):
-        client.upload(tmp_path / "missing.txt", allm_server.slugs[0])
+        client.upload(allm_server.slugs[0], tmp_path / "missing.txt")
 
 
-def test_a_malformed_key_is_refused_without_showing_it(allm_server: StandInServer) -> None:
+def test_a_malformed_key_is_refused_without_showing_it(
+    make_client, allm_server: StandInServer
+) -> None:
     with (
-        Client(allm_server.base_url, api_key="good-part\nsecret-tail") as c,
+        make_client(allm_server.base_url, api_key="good-part\nsecret-tail") as c,
         pytest.raises(ConfigurationError, match="contains spaces or control characters") as caught,
     ):
         c.workspaces()
@@ -337,16 +348,16 @@ def test_a_malformed_key_is_refused_without_showing_it(allm_server: StandInServe
     assert "secret-tail" not in shown
 
 
-def test_bad_urls_and_url_passwords(allm_server: StandInServer) -> None:
+def test_bad_urls_and_url_passwords(make_client, allm_server: StandInServer) -> None:
     with pytest.raises(ConfigurationError, match=r"is not an http\(s\) URL"):
-        Client("http://[::1:3001")
+        make_client("http://[::1:3001")
     with pytest.raises(ConfigurationError, match=r"is not an http\(s\) URL"):
-        Client("http://localhost:99999")
+        make_client("http://localhost:99999")
     host = allm_server.base_url.partition("://")[2]
-    with Client(f"http://ada:hunter2@{host}", api_key=allm_server.api_key) as c:
+    with make_client(f"http://ada:hunter2@{host}", api_key=allm_server.api_key) as c:
         assert c.base_url == f"http://ada:***@{host}"
         assert [w.slug for w in c.workspaces()] == allm_server.slugs
-        assert "hunter2" not in repr(c) + str(c.server_info())
+        assert "hunter2" not in repr(c) + repr(c.config) + str(c.server_info())
 
 
 def test_a_timeout_for_one_answer_only(client: Client, allm_server: StandInServer) -> None:
@@ -358,11 +369,11 @@ def test_a_timeout_for_one_answer_only(client: Client, allm_server: StandInServe
     assert client.chat(allm_server.slugs[0], "q", mode="chat").complete
 
 
-def test_old_servers_bare_thread_errors_are_named() -> None:
+def test_old_servers_bare_thread_errors_are_named(make_client) -> None:
     """Before v1.14.1 thread history answers a bare 400 (unknown thread) or 500 (workspace)."""
     with (
         StandInServer(legacy_modes=True, speed=0) as old,
-        Client(old.base_url, api_key=old.api_key) as client,
+        make_client(old.base_url, api_key=old.api_key) as client,
     ):
         with pytest.raises(ThreadNotFoundError):
             client.history(old.slugs[0], thread="no-such-thread")

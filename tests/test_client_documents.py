@@ -5,12 +5,13 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pages import serving_page
 
 from allm_jupyter import Client, ConfigurationError, UploadError, WorkspaceNotFoundError
-from allm_jupyter.attachments import DOCUMENT_MIME, AttachmentLimits, attachment, from_names
+from allm_jupyter.attachments import DOCUMENT_MIME, AttachmentLimits, attachment, from_names, table
 from allm_jupyter.errors import DocumentNotFoundError
 from allm_jupyter.testing import StandInServer
 
@@ -26,8 +27,8 @@ PAGE = (
 
 
 @pytest.fixture
-def client(allm_server: StandInServer) -> Iterator[Client]:
-    with Client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
+def client(allm_server: StandInServer, make_client: Any) -> Iterator[Client]:
+    with make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
         yield c
 
 
@@ -100,22 +101,22 @@ def test_upload_text_embeds_a_titled_document(client: Client, allm_server) -> No
     assert sent["metadata"] == {"title": "Heron Facts"}
 
 
-def test_upload_text_sends_a_whole_dataframe_as_csv(client: Client, allm_server) -> None:
+def test_upload_text_sends_a_dataframe_the_notebook_layer_turned_into_csv(
+    client: Client, allm_server
+) -> None:
     frame = pd.DataFrame({"n": range(1500)})
-    client.upload_text("scratchpad", frame, title="numbers", description="1500 numbers")
+    csv = table(frame, max_rows=len(frame)).text  # what %allm upload does before the client
+    client.upload_text("scratchpad", csv, title="numbers", description="1500 numbers")
     sent = next(r for r in allm_server.requests if r.path.endswith("/raw-text")).json
     assert sent["textContent"].splitlines() == ["n", *map(str, range(1500))]
     assert sent["metadata"]["description"] == "1500 numbers"
-    client.upload_text("scratchpad", frame, title="first ten", max_rows=10)
-    sent = [r for r in allm_server.requests if r.path.endswith("/raw-text")][-1].json
-    assert sent["textContent"].splitlines() == ["n", *map(str, range(10))]
 
 
 def test_upload_text_refusals_send_nothing(client: Client, allm_server) -> None:
     with pytest.raises(UploadError, match="empty"):
         client.upload_text("scratchpad", "  ", title="blank")
-    with pytest.raises(UploadError, match="takes text or a pandas/polars DataFrame, not a list"):
-        client.upload_text("scratchpad", [1, 2], title="list")
+    with pytest.raises(UploadError, match="takes text, not a DataFrame"):
+        client.upload_text("scratchpad", pd.DataFrame({"n": [1]}), title="frame")  # type: ignore[arg-type]
     with pytest.raises(WorkspaceNotFoundError, match="no-such"):
         client.upload_text("no-such", "text", title="t")
     assert not [r for r in allm_server.requests if r.path.endswith("/raw-text")]
@@ -172,7 +173,7 @@ def test_pin_and_unpin_by_file_name_or_path(client: Client) -> None:
     assert [d.pinned for d in client.documents("research")] == [True] + [False] * (
         len(documents) - 1
     )
-    assert not client.pin("research", first.docpath, pinned=False).pinned
+    assert not client.unpin("research", first.docpath).pinned
     assert not any(d.pinned for d in client.documents("research"))
 
 

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,8 +34,8 @@ METRICS = canned(http_response(200, b'{"online":true,"appVersion":"1.16.0"}'))
 
 
 @pytest.fixture
-def client(allm_server: StandInServer) -> Iterator[Client]:
-    with Client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
+def client(allm_server: StandInServer, make_client: Any) -> Iterator[Client]:
+    with make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=10) as c:
         yield c
 
 
@@ -118,11 +119,11 @@ def test_a_key_in_workspace_names_and_history_is_masked(
     assert [m.content for m in history if m.role == "user"] == ["is ******** my key?"]
 
 
-def test_a_key_in_the_status_line_is_masked() -> None:
+def test_a_key_in_the_status_line_is_masked(make_client) -> None:
     response = http_response(502, b"", "text/plain", reason=f"Bad Bearer {KEY}")
     with (
         HostileServer({"/api/v1/workspaces": canned(response)}) as server,
-        Client(server.base_url, api_key=KEY) as c,
+        make_client(server.base_url, api_key=KEY) as c,
         pytest.raises(ServerError) as caught,
     ):
         c.workspaces()
@@ -141,10 +142,10 @@ def test_a_key_in_the_status_line_is_masked() -> None:
         (b"<html>a login page</html>", "something that is not JSON"),
     ],
 )
-def test_a_body_that_cannot_be_read_is_one_sentence(body: bytes, problem: str) -> None:
+def test_a_body_that_cannot_be_read_is_one_sentence(make_client, body: bytes, problem: str) -> None:
     with (
         HostileServer({"/api/v1/workspaces": canned(http_response(200, body))}) as server,
-        Client(server.base_url, api_key=KEY) as c,
+        make_client(server.base_url, api_key=KEY) as c,
         pytest.raises(ServerError) as caught,
     ):
         c.workspaces()
@@ -153,17 +154,17 @@ def test_a_body_that_cannot_be_read_is_one_sentence(body: bytes, problem: str) -
     )
 
 
-def test_a_deep_error_body_is_an_error_like_any_other() -> None:
+def test_a_deep_error_body_is_an_error_like_any_other(make_client) -> None:
     response = http_response(500, DEEP, reason="Internal Server Error")
     with (
         HostileServer({"/api/v1/workspaces": canned(response)}) as server,
-        Client(server.base_url, api_key=KEY) as c,
+        make_client(server.base_url, api_key=KEY) as c,
         pytest.raises(ServerError, match=r"^The server answered 500 Internal Server Error: \[\[\["),
     ):
         c.workspaces()
 
 
-def test_bytes_that_are_not_utf8_and_bad_metadata_still_list() -> None:
+def test_bytes_that_are_not_utf8_and_bad_metadata_still_list(make_client) -> None:
     metadata = json.dumps("[" * 5000 + "]" * 5000)  # a metadata *string* nested too deeply
     workspace = b'{"workspace":[{"slug":"ws","name":"Caf\xe9","documents":[{"docpath":"d.json",'
     workspace += b'"filename":"d.json","metadata":' + metadata.encode() + b"}]}]}"
@@ -171,7 +172,7 @@ def test_bytes_that_are_not_utf8_and_bad_metadata_still_list() -> None:
         "/api/v1/workspaces": canned(http_response(200, b'{"workspaces":[{"slug":"\xff"}]}')),
         "/api/v1/workspace/ws": canned(http_response(200, workspace)),
     }
-    with HostileServer(routes) as server, Client(server.base_url, api_key=KEY) as c:
+    with HostileServer(routes) as server, make_client(server.base_url, api_key=KEY) as c:
         assert [w.slug for w in c.workspaces()] == ["\ufffd"]
         found = c.workspace("ws")
     assert found.name == "Caf\ufffd"
@@ -181,11 +182,13 @@ def test_bytes_that_are_not_utf8_and_bad_metadata_still_list() -> None:
 # -- 4. finalize, then the body stays open ---------------------------------------------------------
 
 
-def test_the_turn_ends_at_finalize_even_if_the_body_stays_open(allm_server: StandInServer) -> None:
+def test_the_turn_ends_at_finalize_even_if_the_body_stays_open(
+    make_client, allm_server: StandInServer
+) -> None:
     answer = scenarios.normal("Complete, then silence.", sources=scenarios.SAMPLE_SOURCES)
     allm_server.queue(replace(answer, stream=(*answer.stream, scenarios.Stall())))
     # A short idle timeout: without the fix the answer ends as a StreamTimeoutError after it.
-    with Client(allm_server.base_url, api_key=allm_server.api_key, timeout=3) as c:
+    with make_client(allm_server.base_url, api_key=allm_server.api_key, timeout=3) as c:
         reply = c.chat(allm_server.slugs[0], "q", mode="chat")
     assert reply.complete and reply.error is None and reply.text == answer.expected_text
     assert len(reply.sources) == len(scenarios.SAMPLE_SOURCES)
@@ -218,20 +221,20 @@ def test_the_content_type_is_compared_case_insensitively(
 # -- 10. transport -----------------------------------------------------------------------------------
 
 
-def test_a_redirect_is_not_followed_and_says_where_it_points() -> None:
+def test_a_redirect_is_not_followed_and_says_where_it_points(make_client) -> None:
     location = f"https://ada:hunter2@allm.example/api/v1/workspaces?token={KEY}#x"
     response = http_response(
         301, b"", "text/plain", reason="Moved Permanently", headers=[("Location", location)]
     )
     with (
         HostileServer({"/api/v1/workspaces": canned(response)}) as server,
-        Client(server.base_url, api_key=KEY) as c,
+        make_client(server.base_url, api_key=KEY) as c,
         pytest.raises(ConfigurationError) as caught,
     ):
         c.workspaces()
     assert str(caught.value) == (
         f"The server at {server.base_url} redirects to https://allm.example/api/v1/workspaces; "
-        "set Client's base_url to https://allm.example (redirects are not followed, so the "
+        "set the base_url argument to https://allm.example (redirects are not followed, so the "
         "API key goes nowhere else)."
     )
     assert len(server.requests) == 1  # nothing was sent to the target
@@ -239,7 +242,7 @@ def test_a_redirect_is_not_followed_and_says_where_it_points() -> None:
     assert_hidden(KEY, everything_shown(caught.value))
 
 
-def test_a_redirected_stream_names_the_target() -> None:
+def test_a_redirected_stream_names_the_target(make_client) -> None:
     route = "/sub/api/v1/workspace/ws/stream-chat"
     response = http_response(
         307,
@@ -249,19 +252,19 @@ def test_a_redirected_stream_names_the_target() -> None:
     )
     with (
         HostileServer({route: canned(response)}) as server,
-        Client(server.base_url + "/sub", api_key=KEY) as c,
+        make_client(server.base_url + "/sub", api_key=KEY) as c,
         pytest.raises(
-            ConfigurationError, match=f"set Client's base_url to {server.base_url}/other "
+            ConfigurationError, match=f"set the base_url argument to {server.base_url}/other "
         ),
     ):
         c.chat("ws", "q", mode="chat")
 
 
-def test_plain_http_to_another_host_warns_once(allm_server: StandInServer) -> None:
+def test_plain_http_to_another_host_warns_once(make_client, allm_server: StandInServer) -> None:
     port = allm_server.base_url.rsplit(":", 1)[1]
     # 0.0.0.0 is no loopback name, yet Linux connects it to this machine: a real request.
     with (
-        Client(f"http://0.0.0.0:{port}", api_key=allm_server.api_key) as c,
+        make_client(f"http://0.0.0.0:{port}", api_key=allm_server.api_key) as c,
         pytest.warns(PlainHttpWarning, match=r"goes to 0\.0\.0\.0 over plain http") as caught,
     ):
         c.workspaces()
@@ -270,11 +273,13 @@ def test_plain_http_to_another_host_warns_once(allm_server: StandInServer) -> No
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_plain_http_to_this_machine_does_not_warn(allm_server: StandInServer, host: str) -> None:
+def test_plain_http_to_this_machine_does_not_warn(
+    make_client, allm_server: StandInServer, host: str
+) -> None:
     port = allm_server.base_url.rsplit(":", 1)[1]
     with warnings.catch_warnings():
         warnings.simplefilter("error", PlainHttpWarning)
-        with Client(f"http://{host}:{port}", api_key=allm_server.api_key) as c:
+        with make_client(f"http://{host}:{port}", api_key=allm_server.api_key) as c:
             c.workspaces()
 
 
@@ -337,11 +342,13 @@ def tls_server(corporate_ca: tuple[Path, Path, Path]) -> Iterator[HostileServer]
         yield s
 
 
-def test_tls_is_verified(tls_server: HostileServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_is_verified(
+    make_client, tls_server: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     with (
-        Client(tls_server.base_url, api_key=KEY) as c,
+        make_client(tls_server.base_url, api_key=KEY) as c,
         pytest.raises(
             ServerUnreachableError, match=r"TLS certificate is not trusted; .*SSL_CERT_FILE"
         ),
@@ -350,13 +357,13 @@ def test_tls_is_verified(tls_server: HostileServer, monkeypatch: pytest.MonkeyPa
 
 
 def test_a_corporate_ca_from_ssl_cert_file_or_the_argument(
-    tls_server: HostileServer, corporate_ca: tuple[Path, Path, Path], monkeypatch
+    make_client, tls_server: HostileServer, corporate_ca: tuple[Path, Path, Path], monkeypatch
 ) -> None:
     ca = corporate_ca[0]
-    with Client(tls_server.base_url, api_key=KEY, ca_bundle=ca) as c:
+    with make_client(tls_server.base_url, api_key=KEY, ca_bundle=ca) as c:
         assert [w.slug for w in c.workspaces()] == ["tls"]
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
-    with Client(tls_server.base_url, api_key=KEY) as c:
+    with make_client(tls_server.base_url, api_key=KEY) as c:
         assert [w.slug for w in c.workspaces()] == ["tls"]
     assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in tls_server.requests)
 

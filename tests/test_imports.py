@@ -92,3 +92,41 @@ def test_the_product_never_imports_the_stand_in() -> None:
     product = [n for n in MODULES if not n.startswith("allm_jupyter.testing")]
     leaks = [(n, t) for n in product for t in GRAPH[n] if t.startswith("allm_jupyter.testing")]
     assert not leaks
+
+
+LIBRARY = {
+    "allm_jupyter.client",
+    "allm_jupyter.async_client",
+    "allm_jupyter._protocol",
+    "allm_jupyter.config",
+}
+"""The clients and their core: a library that knows nothing of notebooks."""
+# ``question`` is not the notebook layer: its ``{name}`` references work over any mapping, and a
+# batch's template (``ask_many(template=...)``) fills them from a DataFrame's row with the same rules.
+NOTEBOOK_LAYER = {
+    "allm_jupyter.attachments",
+    "allm_jupyter.commands",
+    "allm_jupyter.context",
+    "allm_jupyter.magics",
+    "allm_jupyter.options",
+    "allm_jupyter.render",
+    "allm_jupyter.session",
+    "allm_jupyter.settings",
+    "allm_jupyter.view",
+    "allm_jupyter.widgets",
+}
+
+
+def reachable(name: str) -> set[str]:
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        for target in GRAPH[todo.pop()] - found:
+            found.add(target)
+            todo.append(target)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_the_clients_import_nothing_from_the_notebook_layer(name: str) -> None:
+    assert not reachable(name) & NOTEBOOK_LAYER

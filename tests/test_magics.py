@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+import shlex
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.interactiveshell import InteractiveShell
+from test_options import starts_with_option
 from traitlets import TraitError
 
 from allm_jupyter import load_ipython_extension, unload_ipython_extension
-from allm_jupyter.magics import AllmMagics, _one_line_questions
+from allm_jupyter.client import Client
+from allm_jupyter.commands import COMMANDS, _unquoted
+from allm_jupyter.magics import AllmMagics
+from allm_jupyter.question import interpolate
 from allm_jupyter.render import render_markdown
 from allm_jupyter.reply import Reply
+from allm_jupyter.testing import RecordedRequest, StandInServer
 
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "-5", "0", "nan"])
@@ -19,22 +33,82 @@ def test_configured_timeouts_must_be_sane(value: str) -> None:
         magics.timeout = float(value)
 
 
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+LINES = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters=_LINE_BREAKS)
+)
+"""Any one line of text."""
+BODIES = st.lists(
+    st.one_of(LINES, LINES.map(lambda text: f"%allm {text}?"), st.just("%allm What is RAG?")),
+    max_size=6,
+).map("\n".join)
+"""Cell bodies with one-line questions among other lines."""
+
+
+@pytest.fixture(scope="module")
+def transformers() -> Iterator[tuple[TransformerManager, TransformerManager]]:
+    """IPython's transforms as the loaded extension has them, and as IPython has them alone."""
+    shell = InteractiveShell.instance()
+    try:
+        load_ipython_extension(shell)
+        yield shell.input_transformer_manager, TransformerManager()
+    finally:
+        unload_ipython_extension(shell)
+        InteractiveShell.clear_instance()
+
+
+def _magic_call(code: str) -> tuple[str, str]:
+    """``(name, line)`` of the one ``get_ipython().run_line_magic(name, line)`` in ``code``."""
+    call = ast.parse(code).body[0]
+    assert isinstance(call, ast.Expr) and isinstance(call.value, ast.Call), code
+    name, line = (ast.literal_eval(argument) for argument in call.value.args)
+    return name, line
+
+
 @pytest.mark.parametrize(
-    ("line", "expected"),
+    ("cell", "line"),
     [
-        (
-            "%allm What is a workspace?",
-            "get_ipython().run_line_magic('allm', 'What is a workspace?')",
-        ),
-        ("  %allm -w r Why?\n", "  get_ipython().run_line_magic('allm', '-w r Why?')\n"),
-        ("%allm?", "%allm?"),
-        ("%allm status", "%allm status"),
-        ("%%allm -w r?", "%%allm -w r?"),
-        ("x = 1?", "x = 1?"),
+        ("%allm What is a workspace?", "What is a workspace?"),
+        ("%allm What's new?", "What's new?"),
+        ("  %allm -w r Why?\n", "-w r Why?"),
+        ("%allm What is RAG??", "What is RAG??"),
+        ("%allm status", "status"),
     ],
 )
-def test_one_line_questions_are_not_help_requests(line: str, expected: str) -> None:
-    assert _one_line_questions([line]) == [expected]
+def test_one_line_questions_are_not_help_requests(transformers, cell: str, line: str) -> None:
+    assert _magic_call(transformers[0].transform_cell(cell)) == ("allm", line)
+
+
+@pytest.mark.parametrize("cell", ["%allm?", "%allm??", "%%allm -w r?", "x = 1?", "# %allm Why?"])
+def test_help_requests_and_other_lines_are_left_to_ipython(transformers, cell: str) -> None:
+    ours, ipythons = transformers
+    assert ours.transform_cell(cell) == ipythons.transform_cell(cell)
+
+
+@given(LINES.filter(lambda text: not text.startswith(("?", "!"))))
+def test_a_one_line_question_reaches_the_magic_as_typed(transformers, text: str) -> None:
+    assert _magic_call(transformers[0].transform_cell(f"%allm {text}")) == ("allm", text.rstrip())
+
+
+@given(st.sampled_from(["allm", "allm -w r", "writefile notes.md", "bash", "capture"]), BODIES)
+def test_cell_magic_bodies_are_never_rewritten(transformers, magic: str, body: str) -> None:
+    ours, ipythons = transformers
+    cell = f"%%{magic}\n{body}"
+    assert ours.transform_cell(cell) == ipythons.transform_cell(cell)
+    sent = ast.literal_eval(ast.parse(ours.transform_cell(cell)).body[0].value.args[2])
+    assert sent.rstrip() == body.rstrip()  # IPython drops the trailing blank lines
+
+
+QUOTES = st.sampled_from(["'" * 3, '"' * 3])
+
+
+@given(BODIES.filter(lambda body: not {"\\", "\x00"} & set(body)), QUOTES)
+def test_lines_inside_strings_are_never_rewritten(transformers, body: str, quote: str) -> None:
+    assume(quote not in body and not body.endswith(quote[0]))
+    cell = f"notes = {quote}\n{body}\n{quote}\n%allm Why?"
+    tree = ast.parse(transformers[0].transform_cell(cell))
+    assert ast.literal_eval(tree.body[0].value) == f"\n{body}\n"
+    assert _magic_call(ast.unparse(tree.body[1])) == ("allm", "Why?")
 
 
 def test_a_reply_shows_itself_as_the_magic_does() -> None:
@@ -50,3 +124,104 @@ def test_a_reply_shows_itself_as_the_magic_does() -> None:
         assert "text/markdown" not in shell.display_formatter.format(reply)[0]
     finally:
         InteractiveShell.clear_instance()
+
+
+@pytest.fixture(scope="module")
+def asking_shell() -> Iterator[tuple[InteractiveShell, StandInServer]]:
+    """An in-process IPython with the extension loaded, asking the stand-in over loopback."""
+    with StandInServer(speed=0) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.environ().items():
+            patch.setenv(name, value)
+        shell = InteractiveShell.instance()
+        try:
+            load_ipython_extension(shell)
+            yield shell, server
+        finally:
+            unload_ipython_extension(shell)
+            InteractiveShell.clear_instance()
+
+
+def _sent(shell: InteractiveShell, server: StandInServer, cell: str) -> str:
+    """Run ``cell`` as a notebook would; the message the server received for it."""
+    before = len(server.chat_requests())
+    result = shell.run_cell(cell)
+    assert result.success, result.error_before_exec or result.error_in_exec
+    (request,) = server.chat_requests()[before:]
+    return str(request.json["message"])
+
+
+ONE_LINE_QUESTIONS = LINES.filter(lambda text: text.strip() and not starts_with_option(text))
+"""Any line a person might ask that does not start with an option."""
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.sampled_from(["", "-w {slug} ", "--raw ", 'workspace="{slug}" -m chat ']), ONE_LINE_QUESTIONS
+)
+def test_the_server_receives_a_one_line_question_byte_for_byte(
+    asking_shell: tuple[InteractiveShell, StandInServer], options: str, question: str
+) -> None:
+    shell, server = asking_shell
+    first = question.split()[0]
+    assume(options or (first not in COMMANDS and len(question.split()) > 1))
+    assume("--raw" in options or interpolate(question, shell.user_ns) == question)
+    cell = f"%allm {options.format(slug=server.slugs[0])}{question}"
+    assert _sent(shell, server, cell) == question.strip()
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What's the capital of France", "What's new?", 'Say "hi"  twice\\t$HOME {nothing}?'],
+)
+def test_apostrophes_and_quotes_need_no_care(asking_shell, question: str) -> None:
+    shell, server = asking_shell
+    assert _sent(shell, server, f"%allm {question}") == question
+    assert _sent(shell, server, f"%allm -w {server.slugs[0]} {question}") == question
+
+
+def _last(server: StandInServer, suffix: str) -> RecordedRequest:
+    return [r for r in server.requests if r.path.endswith(suffix)][-1]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ONE_LINE_QUESTIONS)
+def test_a_search_query_reaches_the_server_as_typed(asking_shell, query: str) -> None:
+    shell, server = asking_shell
+    assume(interpolate(query, shell.user_ns) == query)
+    result = shell.run_cell(f"%allm search {query}")
+    assert result.success, result.error_in_exec
+    assert _last(server, "/vector-search").json["query"] == query.strip()
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(LINES.filter(lambda name: name.strip() == name and name))
+def test_a_thread_is_found_by_any_name(asking_shell, name: str) -> None:
+    shell, server = asking_shell
+    slug = server.slugs[0]
+    name = f"{name} {uuid.uuid4().hex[:8]}"  # distinct from the threads of earlier examples
+    with Client(server.base_url, api_key=server.api_key) as client:
+        thread = client.new_thread(slug, name=name)
+    cell = f"%allm -w {slug} -t {shlex.quote(name)} What is in this thread?"
+    assert _sent(shell, server, cell) == "What is in this thread?"
+    assert (
+        _last(server, "/stream-chat").path
+        == f"/api/v1/workspace/{slug}/thread/{thread.slug}/stream-chat"
+    )
+
+
+@given(LINES.filter(lambda name: name.strip() == name))
+def test_a_name_may_be_quoted_once(name: str) -> None:
+    assert _unquoted(f'"{name}"') == _unquoted(f"'{name}'") == _unquoted(f"  '{name}' ") == name
+    if not (len(name) >= 2 and name[0] == name[-1] and name[0] in "'\""):
+        assert _unquoted(name) == name  # Students' or "quoted" inside stays
+
+
+def test_an_upload_path_may_have_spaces_quotes_and_a_tilde(
+    asking_shell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shell, server = asking_shell
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "Bob's notes.md").write_text("# Notes\n\nThe heron is called Packet.\n")
+    result = shell.run_cell(f'%allm use {server.slugs[0]}\n%allm upload "~/Bob\'s notes.md"')
+    assert result.success, result.error_in_exec
+    assert b'filename="Bob\'s notes.md"' in _last(server, "/document/upload").body

@@ -229,7 +229,7 @@ def test_rag_refuses_before_the_upload(rag: Executed) -> None:
     data = answer_output(rag.cell("before"))
     assert data["text/plain"] == (
         f"{refusal}\n\nℹ️ No relevant information in the workspace "
-        "(query mode answers only from its documents)"
+        f"(query mode answers only from its documents)\n\nworkspace {rag.slug}"
     )
 
 

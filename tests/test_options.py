@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from allm_jupyter.errors import ConfigurationError
 from allm_jupyter.options import OPTIONS, CellOptions, docstring, help_rows, parse_options
@@ -35,8 +37,11 @@ def test_key_value_and_short_flags_are_equivalent() -> None:
 
 
 def test_quoted_values_and_trailing_question_words() -> None:
-    options = parse_options("-w 'my ws' What is it?")
-    assert options.workspace == "my ws" and options.words == ["What", "is", "it?"]
+    options = parse_options("-w 'my ws' What is it?", question=True)
+    assert options.workspace == "my ws" and options.question == "What is it?"
+    options = parse_options('workspace="My docs" -t "Bob\'s thread" What\'s  "new"?', question=True)
+    assert (options.workspace, options.thread) == ("My docs", "Bob's thread")
+    assert options.question == 'What\'s  "new"?'
 
 
 @pytest.mark.parametrize(
@@ -62,9 +67,11 @@ def test_bad_options_say_what_is_wrong(line: str, message: str) -> None:
 def test_question_words_are_never_options() -> None:
     options = parse_options("-w research reset the router how", question=True)
     assert options.workspace == "research" and not options.reset
-    assert options.words == ["reset", "the", "router", "how"]
+    assert options.question == "reset the router how"
     assert parse_options("--reset -w r what now", question=True).reset
-    assert parse_options("-w r what is mode=query", question=True).words[-1] == "mode=query"
+    assert parse_options("-w r what is mode=query", question=True).question.endswith("mode=query")
+    assert parse_options("-- -w is a flag?", question=True) == CellOptions(question="-w is a flag?")
+    assert parse_options("-5 degrees?", question=True).question == "-5 degrees?"
     assert parse_options("reset raw", question=False) == CellOptions(reset=True, raw=True)
 
 
@@ -104,5 +111,36 @@ def test_attach_takes_comma_separated_names_and_repeats() -> None:
     assert parse_options("-a 'df, Out[3]' -a notes attach=").attach == ("df", "Out[3]", "notes")
     assert parse_options("explain -a df").explain
     one_line = parse_options("--explain -a df why is it empty?", question=True)
-    assert (one_line.explain, one_line.attach, one_line.words[0]) == (True, ("df",), "why")
+    assert (one_line.explain, one_line.attach, one_line.question) == (
+        True,
+        ("df",),
+        "why is it empty?",
+    )
     assert not parse_options("explain this error", question=True).explain
+
+
+def starts_with_option(text: str) -> bool:
+    """The test's own reading of "starts with an option": a dash and a letter, two dashes, or
+    the name of an option (or of the key) and ``=``."""
+    names = "|".join([option.name for option in OPTIONS] + ["api_key", "apikey", "key", "token"])
+    return re.match(rf"\s*(-[^\W\d](\s|$)|--[\w-]*([=\s]|$)|(?i:{names})=)", text) is not None
+
+
+QUESTIONS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))).filter(
+    lambda text: text.strip() and not starts_with_option(text)
+)
+"""Any text a person might ask, that does not start with an option."""
+PREFIXES = st.lists(
+    st.sampled_from(
+        ["-w research", 'workspace="My docs"', "--reset", "--raw", '-t "Bob\'s thread"', "-m chat"]
+    ),
+    max_size=3,
+).map(" ".join)
+
+
+@given(PREFIXES, st.sampled_from([" ", "  ", "\t", " \t "]), QUESTIONS)
+def test_the_question_is_the_rest_of_the_line_as_typed(
+    prefix: str, gap: str, question: str
+) -> None:
+    line = f"{prefix}{gap}{question}" if prefix else question
+    assert parse_options(line, question=True).question == question.lstrip()

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from allm_jupyter.events import FileDownload, parse_event
 from allm_jupyter.models import Metrics, Source
 from allm_jupyter.render import (
+    counted,
     escape_markdown_html,
     literal_markdown,
     render_markdown,
@@ -210,12 +211,12 @@ def test_final_query_reply_shows_answer_sources_and_footer() -> None:
         "<details><summary>Sources (1)</summary>\n\n"
         f"1. **wire-fact-sheet.txt** · 99%<br>{CAPTURE_SNIPPET}\n\n"
         "</details>\n\n"
-        "*fake-model · 516 tokens · 6500 tok/s · 0.00 s*"
+        "*workspace wire-test · fake-model · 516 tokens · 6500 tok/s · 0.00 s*"
     )
     assert render_plain(reply, final=True) == (
         f"{CAPTURE_ANSWER}\n\n"
         "Sources:\n1. wire-fact-sheet.txt (99%)\n\n"
-        "fake-model · 516 tokens · 6500 tok/s · 0.00 s"
+        "workspace wire-test · fake-model · 516 tokens · 6500 tok/s · 0.00 s"
     )
 
 
@@ -256,6 +257,43 @@ def test_footer_shows_only_the_parts_present_and_none_without_metrics() -> None:
     assert render_markdown(reply, final=True) == "A.\n\n*4.2 tok/s*"
     assert render_markdown(replace(reply, metrics=None), final=True) == "A."
     assert render_plain(replace(reply, metrics=Metrics()), final=True) == "A."
+
+
+def test_the_footer_says_where_the_answer_was_asked_and_counts_agree() -> None:
+    reply = Reply(text="A.", complete=True, workspace="research", thread="t-1")
+    one = replace(reply, metrics=Metrics(total_tokens=1))
+    assert render_markdown(one, final=True) == "A.\n\n*workspace research · thread t-1 · 1 token*"
+    assert render_plain(one, final=True) == "A.\n\nworkspace research · thread t-1 · 1 token"
+    assert render_plain(replace(reply, thread=None), final=True) == "A.\n\nworkspace research"
+    assert render_markdown(reply) == "A.", "the footer comes with the end"
+    assert [counted(n, "match", "matches") for n in (0, 1, 2, 1000)] == [
+        "0 matches",
+        "1 match",
+        "2 matches",
+        "1,000 matches",
+    ]
+
+
+def test_nothing_answered_is_not_called_a_partial_answer() -> None:
+    failed = Reply(error="The workspace does not exist.")
+    assert render_markdown(failed, final=True, error_below=True) == (
+        "**⚠ No answer:** see the error below"
+    )
+    assert render_plain(replace(failed, text="Half"), final=True, error_below=True) == (
+        "Half\n\n⚠ Partial answer: it stopped at the error below"
+    )
+    stopped = Reply(interrupted=True)
+    assert render_markdown(stopped, final=True) == "**■ Stopped by the user:** no answer arrived"
+
+
+@given(cost=st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_footer_shows_the_cost_when_the_server_reports_it(cost: float) -> None:
+    priced = Reply(text="A.", complete=True, metrics=Metrics.from_wire({"totalCost": cost}))
+    shown = f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+    assert render_plain(priced, final=True) == f"A.\n\n{shown}"
+    assert shown.lstrip("$") in render_markdown(priced, final=True)
+    unpriced = Reply(text="A.", complete=True, metrics=Metrics.from_wire({"totalCost": None}))
+    assert render_plain(unpriced, final=True) == "A."
 
 
 def test_refusal_is_marked_as_the_canned_answer() -> None:

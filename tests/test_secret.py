@@ -57,5 +57,5 @@ def debugger_view(value: Any, depth: int, seen: set[int]) -> Iterator[str]:
 def test_the_debugger_variables_view_never_shows_the_key() -> None:
     with Client("http://127.0.0.1:9", api_key=KEY) as client:
         shown = list(debugger_view(client, depth=6, seen=set()))
-    assert any(line.startswith("_api_key") for line in shown), "the walk must reach the Secret"
+    assert "api_key" in shown, "the walk must reach the Secret"
     assert not [line for line in shown if KEY in line]

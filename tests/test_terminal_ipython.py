@@ -99,6 +99,8 @@ def test_a_one_line_question_with_a_question_mark_asks(
     assert [r.json.get("message") for r in allm_server.chat_requests()] == ["What is a workspace?"]
     assert expected_reply("research", "What is a workspace?") in printed
     assert "not found" not in printed
+    terminal.run('%allm What\'s a thread, "really"?')
+    assert allm_server.chat_requests()[-1].json["message"] == 'What\'s a thread, "really"?'
 
 
 def test_help_is_aligned_plain_text(terminal: Terminal) -> None:

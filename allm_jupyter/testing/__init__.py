@@ -10,6 +10,7 @@ from allm_jupyter.testing import scenarios
 from allm_jupyter.testing.data import answer_for
 from allm_jupyter.testing.scenarios import REFUSAL_TEXT, RESET_TEXT, Scenario
 from allm_jupyter.testing.server import (
+    Prices,
     RecordedAttachment,
     RecordedRequest,
     StandInServer,
@@ -20,6 +21,7 @@ from allm_jupyter.testing.store import expected_reply
 __all__ = [
     "REFUSAL_TEXT",
     "RESET_TEXT",
+    "Prices",
     "RecordedAttachment",
     "RecordedRequest",
     "Scenario",

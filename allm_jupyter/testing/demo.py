@@ -27,7 +27,9 @@ from ..errors import AllmError
 from ..settings import API_KEY_ENV, BASE_URL_ENV, WORKSPACE_ENV, env_value
 from .server import MODEL_SPEED, StandInServer
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+_PACKAGED = Path(__file__).resolve().parent / "notebooks"
+NOTEBOOKS = _PACKAGED if _PACKAGED.is_dir() else _PACKAGED.parents[2] / "notebooks"
+"""The notebooks a wheel ships (in ``allm_jupyter/testing/notebooks/``), else the source tree's."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "--notebook",
         type=Path,
         default=NOTEBOOKS / "quickstart.ipynb",
-        help="the notebook to run (default: notebooks/quickstart.ipynb)",
+        help="the notebook to run (default: the quickstart notebook)",
     )
     parser.add_argument(
         "--speed",
@@ -238,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     notebook = args.notebook.resolve()
     if not notebook.is_file():
         print(
-            f"There is no notebook at {notebook}; the demo runs from a source checkout "
-            "(pip install -e '.[demo]').",
+            f"There is no notebook at {notebook}.",
             file=sys.stderr,
         )
         return 2

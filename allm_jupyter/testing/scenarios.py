@@ -61,6 +61,7 @@ __all__ = [
     "split_reads",
     "sse_bytes",
     "stall",
+    "throttled",
     "trickle",
     "unknown_event",
     "words",
@@ -156,6 +157,8 @@ class Respond:
     status: int
     body: Event | bytes
     content_type: str = "application/json; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (a proxy's ``Retry-After``)."""
 
 
 @dataclass(frozen=True)
@@ -775,3 +778,11 @@ def http_error(
 def nginx_bad_gateway() -> Scenario:
     """A reverse proxy's HTML 502 page instead of the stream."""
     return http_error(502, NGINX_502_PAGE, "text/html")
+
+
+def throttled(status: int = 429, retry_after: str | None = "1") -> Scenario:
+    """What a rate-limiting proxy (or a busy server's 503) answers, with its ``Retry-After``."""
+    reason = {429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Busy")
+    headers = (("Retry-After", retry_after),) if retry_after is not None else ()
+    respond = (Respond(status, reason.encode(), "text/plain; charset=utf-8", headers),)
+    return Scenario("throttled", respond, respond, expected_error=reason)

@@ -57,7 +57,7 @@ from allm_jupyter.testing.scenarios import (
 )
 from allm_jupyter.testing.store import SavedChat, Store, Thread, Workspace
 
-__all__ = ["RecordedAttachment", "RecordedRequest", "StandInServer", "StreamRecord"]
+__all__ = ["Prices", "RecordedAttachment", "RecordedRequest", "StandInServer", "StreamRecord"]
 
 MODEL_SPEED = 15.0
 """Words per second of the default answers (some 20 tokens a second, a local model's pace), so
@@ -127,6 +127,23 @@ class StreamRecord:
     chat_id: int | None = None
     disconnected: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What the model costs (USD per token), for servers that report costs in their metrics."""
+
+    input_per_token: float = 0.000_003
+    output_per_token: float = 0.000_015
+
+
+@dataclass
+class _Rule:
+    """Answer the chat questions ``matches`` accepts with ``scenario``, ``times`` times (or always)."""
+
+    matches: Callable[[str], bool]
+    scenario: Scenario
+    times: int | None
 
 
 class _Gone(Exception):
@@ -366,9 +383,17 @@ class _Handler(BaseHTTPRequestHandler):
             ("Keep-Alive", f"timeout={KEEP_ALIVE_SECONDS}"),
         ]
 
-    def _send(self, status: int, body: bytes, content_type: str, *, etag: bool = True) -> None:
-        """A complete response with Express's headers in Express's order."""
-        headers = [("X-Powered-By", "Express"), ("Vary", "Origin")]
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        *,
+        etag: bool = True,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """A complete response with Express's headers in Express's order (``extra`` first)."""
+        headers = [*extra, ("X-Powered-By", "Express"), ("Vary", "Origin")]
         if not etag:  # finalhandler's error page
             headers += [
                 ("Content-Security-Policy", "default-src 'none'"),
@@ -451,9 +476,12 @@ class _Handler(BaseHTTPRequestHandler):
         steps = scenario.stream if stream else scenario.sync
         chunked = stream and not any(isinstance(step, Respond) for step in steps)
         client_gone = False
+        standin._answer_started()
         try:
             if chunked:
                 self._start_sse()
+            if standin.delay:
+                self._pause(standin.delay)
             for step in steps:
                 if isinstance(step, Save):
                     record.chat_id = save(step)
@@ -487,6 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         finally:
             record.finished.set()
+            standin._answer_ended()
 
     def _send_event(self, step: Send | SendSplit | SendRaw, record: StreamRecord) -> None:
         if isinstance(step, SendRaw):
@@ -503,17 +532,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, step: Respond, record: StreamRecord) -> None:
         if isinstance(step.body, bytes):
-            self._send(step.status, step.body, step.content_type)
+            self._send(step.status, step.body, step.content_type, extra=step.headers)
         else:
             self._send(
                 step.status,
                 encode_json(self._as_released(fill(step.body, record.turn_id, record.chat_id))),
                 step.content_type,
+                extra=step.headers,
             )
 
     def _as_released(self, value: Any) -> Any:
         """An event or body in the wire format of the release the stand-in plays."""
-        return _legacy_metrics(value) if self.server.standin.legacy_modes else value
+        standin = self.server.standin
+        if standin.legacy_modes:
+            return _legacy_metrics(value)
+        return _priced(value, standin.prices) if standin.prices else value
 
     # --- routes -------------------------------------------------------------------------------
 
@@ -798,7 +831,7 @@ class _Handler(BaseHTTPRequestHandler):
         session = _js_string(session_id) if thread is None and _js_truthy(session_id) else None
         if reset:
             store.reset(workspace, found, session)
-        scenario = standin._dequeue()
+        scenario = standin._ruled(message) or standin._dequeue()
         if scenario is None and reset and not _has_length(message):
             scenario = scenarios.reset_confirmation()
         elif scenario is None:
@@ -811,6 +844,10 @@ class _Handler(BaseHTTPRequestHandler):
         def save(step: Save) -> int:
             if standin.legacy_modes:
                 step = replace(step, metrics=_legacy_metrics({"metrics": step.metrics})["metrics"])
+            elif standin.prices:
+                step = replace(
+                    step, metrics=_priced({"metrics": step.metrics}, standin.prices)["metrics"]
+                )
             return store.save_chat(
                 workspace, found, session, prompt, _js_string(mode), attachments, step
             )
@@ -830,6 +867,21 @@ def _legacy_metrics(value: Any) -> Any:
     if "duration" in metrics:
         metrics["duration"] = metrics.pop("duration")
     return {**value, "metrics": metrics}
+
+
+def _priced(value: Any, prices: Prices) -> Any:
+    """An event or body whose token counts are priced, as servers after 1.16.0 send them."""
+    metrics = value.get("metrics") if isinstance(value, Mapping) else None
+    if not isinstance(metrics, Mapping) or "prompt_tokens" not in metrics:
+        return value
+    input_cost = metrics["prompt_tokens"] * prices.input_per_token
+    output_cost = metrics.get("completion_tokens", 0) * prices.output_per_token
+    costs = {
+        "inputCost": input_cost,
+        "outputCost": output_cost,
+        "totalCost": input_cost + output_cost,
+    }
+    return {**value, "metrics": {**metrics, **costs}}
 
 
 def _abort_body(error: str) -> dict[str, Any]:
@@ -1072,7 +1124,10 @@ class StandInServer:
     timestamp; workspace rows have no ``router_id``; the thread routes answer an unknown
     workspace or thread as before v1.14.1. ``seed=False`` starts without any workspace, like a
     fresh install. ``speed`` is the words per second the default answers stream at (queued
-    scenarios keep their own timing); ``speed=0`` answers at once, as tests want.
+    scenarios keep their own timing); ``speed=0`` answers at once, as tests want. ``delay`` is
+    the seconds every chat answer waits after its headers (a model's time to first token): the
+    server answers many questions at once, each on its own thread. ``prices`` adds the costs to
+    the metrics, as servers after 1.16.0 do when they know the model's price.
     """
 
     def __init__(
@@ -1084,9 +1139,20 @@ class StandInServer:
         *,
         seed: bool = True,
         speed: float = MODEL_SPEED,
+        delay: float = 0.0,
+        prices: Prices | None = None,
     ) -> None:
         self.api_key = api_key or f"standin-{secrets.token_hex(8)}"
         self.speed = speed
+        self.delay = delay
+        self.prices = prices
+        self._rules: list[_Rule] = []
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        """The most chat answers that were ever being played at the same time."""
+        self.answers_ended = 0
+        """Chat answers played to their end (or to the client's hang-up) so far."""
+        self._answers_changed = threading.Condition()
         self.host = host
         self.port = port
         self.legacy_modes = legacy_modes
@@ -1157,6 +1223,33 @@ class StandInServer:
         with self._lock:
             self._queued.extend(scenario)
 
+    def answer_when(
+        self, matches: Callable[[str], bool], scenario: Scenario, *, times: int | None = None
+    ) -> None:
+        """Answer the chat questions ``matches`` accepts with ``scenario`` (``times`` times, or
+        until :meth:`clear_rules`), before queued scenarios: fail, throttle or stall some rows
+        of a batch. A later rule does not shadow an earlier one that still applies."""
+        with self._lock:
+            self._rules.append(_Rule(matches, scenario, times))
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def in_flight(self) -> int:
+        """Chat answers being played right now."""
+        with self._answers_changed:
+            return self._in_flight
+
+    def wait_for_answers(self, count: int, *, in_flight: int = 0) -> None:
+        """Block until ``count`` chat answers have ended and ``in_flight`` more are being played:
+        the signal a test waits on before it stops a batch half-way (pytest's timeout ends a hang)."""
+        with self._answers_changed:
+            self._answers_changed.wait_for(
+                lambda: self.answers_ended >= count and self._in_flight >= in_flight
+            )
+
     def expected_reply(self, slug: str, message: str, mode: str | None = None) -> str:
         """The text this server's default behaviour produces for ``message`` right now."""
         workspace = self.store.workspace(slug)
@@ -1214,6 +1307,30 @@ class StandInServer:
     def _add_stream(self, record: StreamRecord) -> None:
         with self._lock:
             self._streams.append(record)
+
+    def _ruled(self, message: Any) -> Scenario | None:
+        question = message if isinstance(message, str) else _js_string(message)
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(question):
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times == 0:
+                            self._rules.remove(rule)
+                    return rule.scenario
+        return None
+
+    def _answer_started(self) -> None:
+        with self._answers_changed:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            self._answers_changed.notify_all()
+
+    def _answer_ended(self) -> None:
+        with self._answers_changed:
+            self._in_flight -= 1
+            self.answers_ended += 1
+            self._answers_changed.notify_all()
 
     def _dequeue(self) -> Scenario | None:
         with self._lock:

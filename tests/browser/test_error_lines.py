@@ -15,8 +15,10 @@ from .test_lab import BOTH, LOAD
 OpenNotebook = Callable[[Sequence[str]], Notebook]
 HOSTILE = (
     "see data:text/html,<b>hi</b> and file:///etc/passwd and ftp://host/f and "
-    "javascript:alert(1), or https://example.org/help and www.example.org"
+    "javascript:alert(1), or https://example.org/help and www.example.org; the server is at "
+    "http://localhost:3001/api (copy it)"
 )
+COPYABLE = "http://localhost:3001/api"
 LINKS = "area => [...area.querySelectorAll('a')].map(a => a.getAttribute('href') || a.textContent)"
 
 
@@ -37,5 +39,6 @@ def test_server_text_in_the_error_line_links_only_to_http(
     # JupyterLab also links path-like words ("/html") to its own file browser: no scheme, no harm.
     schemes = {urlsplit(href).scheme for href in hrefs}
     assert "https" in schemes and schemes <= {"", "http", "https"}, hrefs
+    assert COPYABLE in hrefs and COPYABLE in error.inner_text(), "a URL must copy exactly"
     shown = error.inner_text().replace("\u2060", "")
     assert "data:text/html,<b>hi</b>" in shown and "file:///etc/passwd" in shown

@@ -181,9 +181,20 @@ def test_explain_sends_the_last_failing_cell_and_its_traceback(kernel, kernel_se
     assert kernel.run(failing).status == "error"
     ok(kernel.run("x = 1"))  # a cell that works in between changes nothing
     assert kernel.run("raise KeyboardInterrupt").status == "error"  # nor does a stop
-    ok(kernel.run("%allm explain"))
+    explained = ok(kernel.run("%allm explain"))
     message = kernel_server.chat_requests()[-1].json["message"]
     assert message.startswith("Why does this notebook cell fail, and how do I fix it?\n\n")
+    sent = explained.outputs[0]["data"]["text/plain"]  # before the answer: what was sent
+    traceback_lines = len(message.split("Its traceback:\n\n~~~~\n")[1].splitlines()) - 1
+    assert sent.splitlines() == [
+        "Sent with the question",
+        "           what",
+        "cell       4 lines: def average(rows):",
+        f"traceback  {traceback_lines} lines",
+        f"size       {len(message.encode()) / 1000:.1f} kB"
+        if len(message.encode()) >= 1000
+        else f"size       {len(message.encode())} B",
+    ]
     assert f"~~~~python\n{failing}\n~~~~" in message
     assert "ZeroDivisionError: division by zero" in message
     assert "return sum(rows) / len(rows)" in message
@@ -204,6 +215,19 @@ def test_explain_sends_the_last_failing_cell_and_its_traceback(kernel, kernel_se
     latest = kernel_server.chat_requests()[-1].json["message"]
     assert latest.startswith("What is missing?\n\n")
     assert "ModuleNotFoundError: No module named 'no_such_module_here'" in latest
+
+
+def test_explain_shows_the_home_folder_as_a_tilde(kernel, kernel_server) -> None:
+    missing = Path.home() / "no-such-allm-file.csv"
+    cell = f"open({str(missing)!r})"
+    assert kernel.run(cell).status == "error"
+    explained = ok(kernel.run("%allm explain Why doesn't it run"))
+    message = kernel_server.chat_requests()[-1].json["message"]
+    assert message.startswith("Why doesn't it run\n\n")
+    assert "open('~/no-such-allm-file.csv')" in message
+    assert "No such file or directory: '~/no-such-allm-file.csv'" in message
+    assert str(Path.home()) not in message and str(Path.home()) not in explained.text
+    assert "cell       1 line: open('~/no-such-allm-file.csv')" in explained.text
 
 
 def test_explain_without_a_failure_says_so_and_unload_removes_the_hook(kernel_server) -> None:

@@ -265,9 +265,17 @@ def test_line_magic_typos_and_one_line_questions(kernel, kernel_server) -> None:
     assert not [r for r in kernel_server.chat_requests() if r.json.get("message") == "worksapces"]
     bare = kernel.run(f"%allm -w {kernel_server.slugs[0]}")
     assert "Write the question after the options" in bare.error_text
-    asked = kernel.run(f'%allm -w {kernel_server.slugs[0]} -m chat "Is this one line?"')
-    assert asked.status == "ok", asked.error_text
-    assert kernel_server.chat_requests()[-1].json["message"] == "Is this one line?"
+    for question in [
+        "What's the capital of France",
+        "What's new?",
+        'Is "this"  one\tline? \\ $HOME',
+        "status of the build?",
+    ]:
+        asked = kernel.run(f"%allm -w {kernel_server.slugs[0]} -m chat {question}")
+        assert asked.status == "ok", asked.error_text
+        assert kernel_server.chat_requests()[-1].json["message"] == question
+    wordy = kernel.run("%allm status of the build?")
+    assert "%allm status takes nothing after it" in wordy.error_text
 
 
 def test_interrupt_wherever_it_lands_hangs_up_and_marks_the_reply(kernel, kernel_server) -> None:
@@ -299,10 +307,18 @@ def test_stray_words_on_the_cell_line_are_an_error(kernel, kernel_server) -> Non
 def test_line_magic_question_follows_our_interpolation_and_raw(kernel, kernel_server) -> None:
     kernel.run("price = 'P'; x = 'X'")
     slug = kernel_server.slugs[0]
-    kernel.run(f'%allm -w {slug} -m chat --raw "keep {{x}}, costs $price"')
+    kernel.run(f"%allm -w {slug} -m chat --raw keep {{x}}, costs $price")
     assert kernel_server.chat_requests()[-1].json["message"] == "keep {x}, costs $price"
-    kernel.run(f"%allm -w {slug} -m chat \"about {{x}} and {{'a': 1}}\"")
+    kernel.run(f"%allm -w {slug} -m chat about {{x}} and {{'a': 1}}")
     assert kernel_server.chat_requests()[-1].json["message"] == "about X and {'a': 1}"
+    kernel.run(f"%allm -w {slug} -m chat search for {{x}} and {{{{x}}}} costs $price")
+    assert (
+        kernel_server.chat_requests()[-1].json["message"] == "search for X and {{x}} costs $price"
+    )
+    kernel.run('sid = "Bob\'s session"')
+    kernel.run(f"%allm -w {slug} -m chat -s {{sid}} Who's there?")
+    asked = kernel_server.chat_requests()[-1].json
+    assert (asked["sessionId"], asked["message"]) == ("Bob's session", "Who's there?")
 
 
 def test_command_arguments_expand_variables(kernel, kernel_server) -> None:
@@ -322,3 +338,18 @@ def test_a_failure_before_the_answer_still_updates_allm(kernel, kernel_server) -
     assert failed.status == "error"
     check = kernel.run("print(repr(_allm.text), _allm.error[:24])")
     assert check.text.strip() == "'' No workspace is chosen;"
+
+
+def test_cell_magic_bodies_and_strings_keep_their_allm_lines(
+    kernel, kernel_server, tmp_path
+) -> None:
+    body = "%allm What is RAG?\n  %allm -w x Why? \\\nWhat's {this}?"
+    target = tmp_path / "notes.md"
+    written = kernel.run(f"%%writefile {target}\n{body}\n")
+    assert written.status == "ok", written.error_text
+    assert target.read_text() == body + "\n"
+    asked = kernel.run(f"%%allm -w {kernel_server.slugs[0]} -m chat --raw\n{body}")
+    assert asked.status == "ok", asked.error_text
+    assert kernel_server.chat_requests()[-1].json["message"] == body
+    kept = kernel.run(f'notes = r"""\n{body}\n"""\nprint(repr(notes))')
+    assert kept.text.strip() == repr(f"\n{body}\n")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,13 @@ FACT_SHEET = "wire-fact-sheet.txt"
 HANG_SECONDS = 10.0
 """The idle timeout for a stream the server never ends: well above this server's pause before
 its first chunk, however loaded the machine, so only the hang itself runs into it."""
+
+
+@pytest.fixture
+def client(real_server: RealServer, make_client: Callable[..., Any]) -> Iterator[Client]:
+    """Each test here runs on both clients (the async one driven on a loop thread)."""
+    with make_client(real_server.base_url, real_server.api_key, timeout=60) as opened:
+        yield opened
 
 
 def eventually(condition: Callable[[], object]) -> object:
@@ -192,7 +200,7 @@ def test_upload_goes_through_the_collector_and_is_embedded(
     slug = real_server.new_workspace("upload")
     path = tmp_path / "greenhouse-notes.txt"
     path.write_text("The greenhouse sensor Zephyr reads humidity every ten minutes.\n")
-    documents = client.upload(path, slug)
+    documents = client.upload(slug, path)
     assert len(documents) == 1 and documents[0].docpath.startswith("custom-documents/")
     assert documents[0].docpath in [d.docpath for d in client.workspace(slug).documents]
     results = client.vector_search(slug, "greenhouse sensor Zephyr humidity")
@@ -204,8 +212,10 @@ def test_upload_goes_through_the_collector_and_is_embedded(
 # --- errors -------------------------------------------------------------------------------------
 
 
-def test_a_wrong_key_is_an_authentication_error(real_server: RealServer) -> None:
-    with Client(real_server.base_url, "WRONG-KEY-0000000", timeout=30) as wrong:
+def test_a_wrong_key_is_an_authentication_error(
+    real_server: RealServer, make_client: Callable[..., Any]
+) -> None:
+    with make_client(real_server.base_url, "WRONG-KEY-0000000", timeout=30) as wrong:
         assert wrong.auth() is False
         with pytest.raises(AuthenticationError, match="rejected the API key"):
             wrong.chat(SEEDED, "Hello", mode="chat")
@@ -297,3 +307,21 @@ def test_stopping_a_slow_answer_aborts_it_on_the_server(
     assert saved[0].content == message
     assert full.startswith(saved[1].content) and saved[1].content != full
     assert saved[1].content.startswith(reply.text)
+
+
+def test_break_alone_aborts_the_answer_on_the_server(
+    client: Client, real_server: RealServer
+) -> None:
+    """No close, no stop: leaving the loop is enough for the server to stop generating."""
+    log_before = real_server.server_log.read_text(errors="replace").count("[STREAM ABORTED]")
+    for event in client.stream_chat(
+        SEEDED, "TRIGGER_SLOW take your time", mode="chat", session_id=unique("break")
+    ):
+        if isinstance(event, TextResponseChunk) and event.text:
+            break
+    eventually(
+        lambda: (
+            real_server.server_log.read_text(errors="replace").count("[STREAM ABORTED]")
+            > log_before
+        )
+    )

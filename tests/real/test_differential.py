@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from allm_jupyter import AllmError, Reply
 from allm_jupyter.testing import StandInServer, scenarios
 from allm_jupyter.testing.scenarios import Scenario
 
@@ -454,3 +455,53 @@ def test_same_framing(targets: tuple[Target, Target], probe: Probe) -> None:
         f"the stand-in frames {probe.name} differently:\n{diff}\n"
         f"{real.name} sent:\n{expected.head()}\nthe stand-in sent:\n{got.head()}"
     )
+
+
+# --- the clients on both servers -----------------------------------------------------------------
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """What a client call comes to, in the terms a caller branches on: the error's class, or the
+    result's type with the facts about it that do not depend on texts or ids."""
+    try:
+        result = call()
+    except AllmError as error:
+        return ("raises", type(error).__name__, getattr(error, "status", None))
+    if isinstance(result, Reply):
+        return ("reply", result.complete, result.refusal, bool(result.sources), bool(result.text))
+    if isinstance(result, list):
+        return ("list", type(result[0]).__name__ if result else None)
+    return ("returns", type(result).__name__)
+
+
+def client_outcomes(target: Target, make_client: Callable[..., Any]) -> list[tuple[str, Any]]:
+    doc, nodoc, thread, missing = (target.names[k] for k in ("doc", "nodoc", "thread", "missing"))
+    with make_client(target.base_url, target.api_key, timeout=60) as client:
+        calls: list[Callable[[], Any]] = [
+            client.workspaces,
+            lambda: client.workspace(doc),
+            lambda: client.workspace(missing),
+            lambda: client.threads(doc),
+            lambda: client.history(doc, thread=thread),
+            lambda: client.history(doc, thread=missing),
+            lambda: client.history(missing, thread="any"),
+            lambda: client.vector_search(doc, FACT_QUESTION),
+            lambda: client.documents(doc),
+            lambda: client.chat(nodoc, UNRELATED_QUESTION, mode="query"),
+            lambda: client.chat(doc, FACT_QUESTION, mode="query", session_id=_session("cq")),
+            lambda: client.chat(missing, "Hello", mode="chat"),
+            lambda: client.chat(doc, "Hello", mode="chat", thread=missing),
+            lambda: client.chat(doc, "Hello", mode="bogus"),
+        ]
+        found = [outcome(call) for call in calls]
+    with make_client(target.base_url, "WRONG-KEY-0000000", timeout=60) as wrong:
+        found += [outcome(wrong.auth), outcome(wrong.workspaces)]
+    return found
+
+
+def test_the_clients_come_to_the_same_on_both(
+    targets: tuple[Target, Target], make_client: Callable[..., Any]
+) -> None:
+    """Both clients, over the same calls: the stand-in leads them where the real server does."""
+    standin, real = targets
+    assert client_outcomes(standin, make_client) == client_outcomes(real, make_client)
