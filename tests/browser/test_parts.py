@@ -24,12 +24,17 @@ from allm_jupyter.render import render_markdown
 display(Markdown(render_markdown(_allm, final=True)))"""
 
 # The rendered Markdown of some outputs as one HTML string, each typeset formula replaced by its
-# TeX source where MathJax keeps it, else by its text: what the reader sees, block by block. The
-# rel attributes go: JupyterLab gives a heading's anchor rel="noopener" when it displays an output
-# but not when it updates one in place, which every streamed output is.
+# TeX source where MathJax keeps it, else by its text: what the reader sees, block by block. What
+# JupyterLab adds on its own time goes: a heading's anchor gets rel="noopener" when an output is
+# displayed but not when it is updated in place (every streamed output is), and the table of
+# contents numbers headings (an empty span, an id) a moment after they render.
 RENDERED_HTML = """outputs => outputs.map(markdown => {
     const copy = markdown.cloneNode(true);
     for (const link of copy.querySelectorAll('[rel]')) link.removeAttribute('rel');
+    for (const number of copy.querySelectorAll('.numbering-entry')) number.remove();
+    for (const heading of copy.querySelectorAll('[data-jupyter-id]')) {
+        heading.removeAttribute('data-jupyter-id');
+    }
     for (const math of copy.querySelectorAll('mjx-container')) {
         const tex = math.querySelector('annotation, [data-tex]');
         math.replaceWith('[math ' + (math.getAttribute('display') || 'inline') + ': '
