@@ -138,7 +138,7 @@ def test_the_flag_in_both_forms() -> None:
 
 def test_the_docs_name_the_job_members_and_commands() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    section = text.split("### Ask in the background", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## `%%allm background`: ask without blocking", 1)[1].split("\n## ", 1)[0]
     members = re.findall(r"^\| `(?:await )?job\.?(\w*)", section, re.M)
     assert members and all(hasattr(AskJob, name) for name in members if name)
     for name in re.findall(r"^\| `%allm (\w+)", text, re.M):
