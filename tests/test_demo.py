@@ -56,6 +56,7 @@ def test_readme_gives_the_two_set_up_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"```bash\n{SETUP}\n```" in readme
     assert "```bash\nbash scripts/test.sh\n```" in readme
+    assert readme.count("```bash\n") == 2, "exactly two commands to paste"
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 

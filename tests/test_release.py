@@ -98,8 +98,8 @@ def test_the_version_is_written_once(dist: Path) -> None:
     assert re.search(r"^## Unreleased$", changelog, re.M)
 
 
-def test_the_readme_installs_the_wheel_this_builds() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_release_page_installs_the_wheel_this_builds() -> None:
+    readme = (ROOT / "docs" / "release.md").read_text(encoding="utf-8")
     wheel = f"dist/allm_jupyter-{allm_jupyter.__version__}-py3-none-any.whl[demo]"
     command = f"python -m build && pip install '{wheel}' && python -m allm_jupyter.testing.demo"
     assert f"```bash\n{command}\n```" in readme
