@@ -13,6 +13,7 @@ An answer's bytes become events and a reply in :class:`ChatTurn`, a small state 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -20,7 +21,9 @@ import logging
 import mimetypes
 import random
 import re
+import socket
 import ssl
+import threading
 import time
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -429,9 +432,13 @@ class Backoff:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._until = 0.0
+        self._lock = threading.Lock()
+        """A sync client and the batch's AsyncClient (on the loop thread) share one backoff: a
+        pause is read, compared and written as one step, so a shorter one never undoes a longer."""
 
     def pause(self, seconds: float) -> None:
-        self._until = max(self._until, self._clock() + seconds)
+        with self._lock:
+            self._until = max(self._until, self._clock() + seconds)
 
     def remaining(self) -> float:
         return max(0.0, self._until - self._clock())
@@ -506,6 +513,23 @@ def json_object(call: Call, answer: Answer, config: ClientConfig) -> dict[str, A
 def is_event_stream(response: httpx.Response) -> bool:
     content_type = response.headers.get("content-type", "").partition(";")[0].strip()
     return response.status_code == 200 and content_type.lower() == "text/event-stream"
+
+
+def hang_up(response: httpx.Response) -> None:
+    """Shut an answer's connection down, from any thread or task: a read blocked on it ends at
+    once (closing the response from another thread does not wake it) and the server sees the
+    hang-up; the reader then closes the response itself. Over HTTP/2 (other answers share the
+    connection) or a transport without a socket nothing happens: the reader stops at its next
+    read."""
+    stream = response.extensions.get("network_stream")
+    if response.http_version == "HTTP/2" or stream is None:
+        return
+    sock = stream.get_extra_info("socket")
+    with contextlib.suppress(OSError):  # already closed: nothing left to hang up
+        if isinstance(sock, ssl.SSLSocket):  # its own shutdown would unwrap TLS under the reader
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        elif sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def stream_refused(call: Call, answer: Answer, config: ClientConfig) -> Call | Diagnosis:
@@ -630,6 +654,14 @@ class ClientBase(Generic[HttpT, TransportT]):
         client._setup(config, http_client, None)
         return client
 
+    @classmethod
+    def _twin_of(cls: type[_Shell], other: ClientBase[Any, Any]) -> _Shell:
+        """A client with ``other``'s settings and its backoff, so a pause the server asked of
+        either holds back both (``Client.ask_many`` runs on an ``AsyncClient`` twin)."""
+        client = cls.from_config(other._config)
+        client._backoff = other._backoff
+        return client
+
     def _setup(
         self, config: ClientConfig, http_client: HttpT | None, transport: TransportT | None
     ) -> None:
@@ -637,6 +669,8 @@ class ClientBase(Generic[HttpT, TransportT]):
         self._auth = BearerAuth(config)
         self._backoff = Backoff()
         self._owns_http = http_client is None
+        self._sends_as_given = http_client is not None or transport is not None
+        """The caller chose how requests go (their httpx client or transport)."""
         self._http = http_client or self._new_http(verify=http_verify(config), transport=transport)
 
     def _new_http(self, *, verify: ssl.SSLContext | bool, transport: TransportT | None) -> HttpT:

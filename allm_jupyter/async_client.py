@@ -21,7 +21,7 @@ import httpx
 
 from . import _protocol as core
 from ._protocol import Call, Op, ToWire, upload_arguments
-from .config import HISTORY_LIMIT, ClientConfig
+from .config import DEFAULT_CONCURRENCY, HISTORY_LIMIT, ClientConfig
 from .errors import AllmError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
@@ -43,8 +43,10 @@ class AsyncChatStream:
     The request starts on iteration. The connection is closed when the answer ends, on an error
     or a cancellation (``asyncio.CancelledError`` closes it at once), on :meth:`aclose` or
     :meth:`stop`, on leaving ``async with``, and after ``break`` when the loop lets go of the
-    iterator (asyncio then closes it on its next step). Errors raised after the answer started
-    carry the partial reply as ``error.reply``.
+    iterator (asyncio then closes it on its next step). :meth:`aclose` and :meth:`stop` from
+    another task while one reads hang up at once and the reading loop ends quietly, the reply as
+    it stands. Errors raised after the answer started carry the partial reply as
+    ``error.reply``.
     """
 
     def __init__(self, client: AsyncClient, call: Call, turn: core.ChatTurn) -> None:
@@ -52,6 +54,11 @@ class AsyncChatStream:
         self._call = call
         self._turn = turn
         self._iterator: weakref.ref[AsyncGenerator[Event, None]] | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        """The task that reads: only it may close the generator (another would race it)."""
+        self._response: httpx.Response | None = None
+        """The answer being read, for a hang-up from another task."""
+        self._hung_up = False
 
     @property
     def reply(self) -> Reply:
@@ -68,35 +75,43 @@ class AsyncChatStream:
 
     async def _events(self) -> AsyncGenerator[Event, None]:
         turn = self._turn
-        response: httpx.Response | None = None
+        self._reader = asyncio.current_task()
         try:
-            while True:  # again only if the answer broke off before its first byte
+            while not self._hung_up:  # again only if the answer broke off before its first byte
                 response = await self._client._open(self._call)
+                self._response = response
                 try:
+                    if self._hung_up:  # while it connected: nothing was there to shut down
+                        break
                     async for read in response.aiter_bytes():
                         for event in turn.feed(read):
                             yield event
-                        if turn.finished:
+                        if turn.finished or self._hung_up:
                             break
                     break
                 except httpx.TransportError as exc:
-                    if not self._client._resending(turn, exc):
+                    if self._hung_up or not self._client._resending(turn, exc):
                         raise
+                finally:
+                    self._response = None
                     await response.aclose()
         except httpx.HTTPError as exc:
+            if self._hung_up:  # our own hang-up broke the read off: end as the caller asked
+                return
             raise turn.broken(exc) from None
         except (KeyboardInterrupt, asyncio.CancelledError):
             turn.builder.interrupt()
             raise
-        finally:
-            if response is not None:
-                await response.aclose()
-        turn.end()
+        if not self._hung_up:
+            turn.end()
 
     async def aclose(self) -> None:
-        """Hang up now, e.g. after ``break``; the server stops generating."""
+        """Hang up now, e.g. after ``break`` or from another task; the server stops generating."""
+        self._hung_up = True
+        if self._response is not None:
+            core.hang_up(self._response)  # wakes a read awaited in another task
         iterator = self._iterator() if self._iterator is not None else None
-        if iterator is not None and not getattr(iterator, "ag_running", False):  # asyncio closes it
+        if iterator is not None and self._reader is asyncio.current_task():
             await iterator.aclose()
 
     async def stop(self) -> Reply:
@@ -161,8 +176,8 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
                 continue
             wait = core.retry_wait(call, attempt, config, response=response)
             if wait is not None:
+                self._backoff.pause(wait)  # before hanging up: a hang-up means the pause holds
                 await response.aclose()
-                self._backoff.pause(wait)
                 continue
             if response.has_redirect_location:
                 await response.aclose()
@@ -385,7 +400,7 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         questions: Any = None,
         *,
         mode: str | Sequence[str | None] | None = None,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
         progress: bool | None = None,
         resume: Batch | None = None,
         template: str | None = None,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._loop import shared_loop
 from ._progress import Counts, Progress, make_progress
+from .config import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY  # magics names it here
 from .errors import AllmError, ConfigurationError
 from .question import interpolate
 from .reply import Reply
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Batch", "BatchRow"]
 
-DEFAULT_CONCURRENCY = 4
-"""Answers in flight at once: the server is usually one machine running one model."""
 SHOWN_ROWS = 10
 """Rows a batch shows in a notebook (``to_pandas()`` has them all)."""
 TICK_SECONDS = 0.1

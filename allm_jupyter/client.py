@@ -11,6 +11,7 @@ in no attribute, default header or traceback local.
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 import weakref
 from collections.abc import Generator, Iterator, Mapping, Sequence
@@ -21,10 +22,8 @@ import httpx
 
 from . import _protocol as core
 from ._protocol import Call, Op, PlainHttpWarning, ToWire, upload_arguments
-from .config import (
-    HISTORY_LIMIT,
-)
-from .errors import AllmError
+from .config import DEFAULT_CONCURRENCY, HISTORY_LIMIT
+from .errors import AllmError, ConfigurationError
 from .events import Event
 from .models import Document, HistoryMessage, SearchResult, ServerInfo, Thread, Workspace
 from .reply import Reply
@@ -42,8 +41,10 @@ class ChatStream:
 
     The HTTP request starts on iteration; the connection is closed when iteration ends (an error,
     the end of the answer, ``break``: the loop drops the only reference to the iterator) or on
-    :meth:`close`/:meth:`stop`, which makes the real server stop generating. Errors raised after
-    the answer started carry the partial reply as ``error.reply``.
+    :meth:`close`/:meth:`stop`, which makes the real server stop generating. Those two work from
+    any thread: from another one while a thread reads, they hang up at once and the reading loop
+    ends quietly, the reply as it stands. Errors raised after the answer started carry the
+    partial reply as ``error.reply``.
     """
 
     def __init__(self, client: Client, call: Call, turn: core.ChatTurn) -> None:
@@ -51,6 +52,13 @@ class ChatStream:
         self._call = call
         self._turn = turn
         self._iterator: weakref.ref[Generator[Event, None, None]] | None = None
+        self._reader: int | None = None
+        """The thread that reads: only it may close the generator (others would race it)."""
+        self._response: httpx.Response | None = None
+        """The answer being read, for a hang-up from another thread (set and cleared under
+        ``_lock``, so a finished answer's connection, back in the pool, is never shut)."""
+        self._lock = threading.Lock()
+        self._hung_up = False
 
     @property
     def reply(self) -> Reply:
@@ -61,40 +69,53 @@ class ChatStream:
             raise RuntimeError("a ChatStream can be iterated only once")
         iterator = self._events()
         # Only a weak reference: once the caller's loop lets go (break, an exception), the
-        # generator is collected at once and its ``with`` hangs up.
+        # generator is collected at once and its ``finally`` hangs up.
         self._iterator = weakref.ref(iterator)
         return iterator
 
     def _events(self) -> Generator[Event, None, None]:
         turn = self._turn
-        response: httpx.Response | None = None
+        self._reader = threading.get_ident()
         try:
-            while True:  # again only if the answer broke off before its first byte
+            while not self._hung_up:  # again only if the answer broke off before its first byte
                 response = self._client._open(self._call)
+                self._reading(response)
                 try:
+                    if self._hung_up:  # while it connected: nothing was there to shut down
+                        break
                     for read in response.iter_bytes():
                         yield from turn.feed(read)
-                        if turn.finished:
+                        if turn.finished or self._hung_up:
                             break
                     break
                 except httpx.TransportError as exc:
-                    if not self._client._resending(turn, exc):
+                    if self._hung_up or not self._client._resending(turn, exc):
                         raise
+                finally:
+                    self._reading(None)
                     response.close()
         except httpx.HTTPError as exc:
+            if self._hung_up:  # our own hang-up broke the read off: end as the caller asked
+                return
             raise turn.broken(exc) from None
         except KeyboardInterrupt:
             turn.builder.interrupt()
             raise
-        finally:
-            if response is not None:
-                response.close()
-        turn.end()
+        if not self._hung_up:
+            turn.end()
+
+    def _reading(self, response: httpx.Response | None) -> None:
+        with self._lock:
+            self._response = response
 
     def close(self) -> None:
-        """Hang up now, e.g. after ``break``; the server stops generating."""
+        """Hang up now, e.g. after ``break`` or from another thread; the server stops generating."""
+        self._hung_up = True
+        with self._lock:
+            if self._response is not None:
+                core.hang_up(self._response)  # wakes a read blocked in another thread
         iterator = self._iterator() if self._iterator is not None else None
-        if iterator is not None:
+        if iterator is not None and self._reader == threading.get_ident():
             iterator.close()
 
     def stop(self) -> Reply:
@@ -167,8 +188,8 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
                 continue
             wait = core.retry_wait(call, attempt, config, response=response)
             if wait is not None:
+                self._backoff.pause(wait)  # before hanging up: a hang-up means the pause holds
                 response.close()
-                self._backoff.pause(wait)
                 continue
             if response.has_redirect_location:
                 response.close()
@@ -387,7 +408,7 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
         questions: Any = None,
         *,
         mode: str | Sequence[str | None] | None = None,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
         progress: bool | None = None,
         resume: Batch | None = None,
         template: str | None = None,
@@ -405,7 +426,18 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
         ``False``: none).
         A stop (KeyboardInterrupt) hangs up the answers in flight and returns the batch as it
         stands: finished rows kept, the rest pending.
+
+        The batch runs on an ``AsyncClient`` with this client's settings and backoff (a pause the
+        server asked for holds back both), so a client made with ``http_client=`` or
+        ``transport=`` (synchronous, they cannot carry over) refuses: use ``AsyncClient`` with an
+        ``httpx.AsyncClient``.
         """
+        if self._sends_as_given:
+            raise ConfigurationError(
+                "Client.ask_many cannot send through the http_client= or transport= this Client "
+                "was given (the batch runs on asyncio); use "
+                "AsyncClient(http_client=httpx.AsyncClient(...)).ask_many instead."
+            )
         from . import batch as batches  # the batch engine loads with the first batch
 
         planned = batches.prepared(
@@ -413,9 +445,8 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
         )
         from .async_client import AsyncClient  # the batch engine is asynchronous
 
-        config = self._config
         return batches.ask_many_blocking(
-            lambda: AsyncClient.from_config(config),
+            lambda: AsyncClient._twin_of(self),
             planned,
             concurrency=concurrency,
             progress=progress,

@@ -40,6 +40,8 @@ HISTORY_LIMIT = 10
 """Exchanges ``history`` returns by default, in the clients and in ``%allm history``."""
 CONNECT_TIMEOUT = 10.0
 """Connecting should never take as long as waiting for a slow model."""
+DEFAULT_CONCURRENCY = 4
+"""A batch's answers in flight at once: the server is usually one machine running one model."""
 
 
 @dataclass(frozen=True)

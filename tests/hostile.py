@@ -13,6 +13,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -73,6 +74,8 @@ class RawRequest:
     target: str
     headers: dict[str, str] = field(default_factory=dict)
     """Lower-cased names."""
+    arrived: float = field(default_factory=time.monotonic)
+    """When its head was read (``time.monotonic``, the clients' backoff clock)."""
 
 
 class HostileServer:

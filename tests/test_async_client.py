@@ -144,3 +144,30 @@ def test_stop_and_leaving_async_with_hang_up(config: ClientConfig, allm_server) 
             assert await asyncio.to_thread(allm_server.streams[-1].disconnected.wait, 30)
 
     run(body)
+
+
+@pytest.mark.parametrize("how", ["aclose", "stop"])
+def test_hanging_up_from_another_task(config: ClientConfig, allm_server, how: str) -> None:
+    """The reading task is awaiting the next bytes: the hang-up reaches the server at once, the
+    reading loop ends without an error, the reply keeps what arrived (interrupted by stop()), and
+    the client's pooled connections still serve."""
+
+    async def body() -> None:
+        async with AsyncClient.from_config(config) as client:
+            allm_server.queue(scenarios.stall("first "))
+            stream = client.stream_chat(allm_server.slugs[0], "q", mode="chat")
+            first = asyncio.Event()
+
+            async def read_all() -> None:
+                async for _ in stream:
+                    first.set()
+
+            task = asyncio.create_task(read_all())
+            await first.wait()
+            await getattr(stream, how)()
+            assert await asyncio.to_thread(allm_server.streams[-1].disconnected.wait, 30)
+            await asyncio.wait_for(task, 60)  # ends quietly: no exception to re-raise
+            assert stream.reply.text == "first " and stream.reply.interrupted is (how == "stop")
+            assert [w.slug for w in await client.workspaces()] == allm_server.slugs
+
+    run(body)

@@ -1,5 +1,6 @@
 """The clients' HTTP conventions over loopback, on both clients: retries and the shared backoff,
-the size caps, hanging up, ``headers=``, ``http_client=``, ``timeout=`` and the diagnosis step.
+the size caps, hanging up (also from another thread or task), ``headers=``, ``http_client=``,
+``timeout=``, the diagnosis step, and what ``Client.ask_many`` carries over to its batch.
 
 The hostile server answers with exact bytes and records every request and every hang-up, so each
 test checks what the server saw, not the client's own account of it.
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import re
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,10 +31,12 @@ from hostile import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_hardening import corporate_ca  # noqa: F401 -- a fixture, used by name
 
 from allm_jupyter import (
     AsyncClient,
     Client,
+    ConfigurationError,
     ConnectionLostError,
     ServerError,
     ServerUnreachableError,
@@ -242,6 +247,150 @@ def test_garbage_collection_hangs_up(open_stream: HostileServer) -> None:
             assert await asyncio.to_thread(open_stream.hangups.acquire, timeout=30)
 
     asyncio.run(dropped())
+
+
+def read_in_a_thread(stream: Any) -> tuple[threading.Thread, threading.Event, list[object]]:
+    """Iterate ``stream`` on a thread of its own: (the thread, set at the first event, how the
+    loop ended: ``"ended"`` or the exception)."""
+    first = threading.Event()
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            for _ in stream:
+                first.set()
+            outcome.append("ended")
+        except BaseException as exc:  # the test asserts on it
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    return reader, first, outcome
+
+
+@pytest.mark.parametrize("how", ["close", "stop"])
+def test_hanging_up_while_another_thread_reads(
+    make_client, open_stream: HostileServer, how: str
+) -> None:
+    """The sync stream from another thread, the async one from another task (the test's loop
+    runs each step as a task): the server sees the hang-up, the reading loop ends quietly and
+    keeps what arrived, and only stop() marks the reply interrupted."""
+    with make_client(open_stream.base_url, api_key=KEY) as client:
+        stream = client.stream_chat(STREAM_SLUG, "q", mode="chat")
+        reader, first, outcome = read_in_a_thread(stream)
+        assert first.wait(30)
+        getattr(stream, how)()
+        assert open_stream.hangups.acquire(timeout=30)
+        reader.join(30)
+        assert outcome == ["ended"]
+        assert stream.reply.text == "first " and stream.reply.interrupted is (how == "stop")
+
+
+def test_hanging_up_from_another_thread_over_tls(
+    corporate_ca: tuple[Path, Path, Path],  # noqa: F811
+) -> None:
+    """An ``ssl.SSLSocket`` is shut down under its TLS layer, which the reader still uses."""
+    import ssl
+
+    ca, cert, key = corporate_ca
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    answer = Canned((STREAM_HEAD, chunk("first ")), keep_open=True)
+    with (
+        HostileServer({STREAM_ROUTE: answer}, tls=context) as server,
+        Client(server.base_url, api_key=KEY, ca_bundle=ca) as client,
+    ):
+        stream = client.stream_chat(STREAM_SLUG, "q", mode="chat")
+        reader, first, outcome = read_in_a_thread(stream)
+        assert first.wait(30)
+        reply = stream.stop()
+        assert server.hangups.acquire(timeout=30)
+        reader.join(30)
+        assert outcome == ["ended"] and reply.interrupted and stream.reply.text == "first "
+
+
+def test_hanging_up_from_another_thread_on_a_kept_alive_connection(
+    allm_server: StandInServer,
+) -> None:
+    """The stand-in's chunked answer breaks off mid-body (not a clean end), and the client's
+    pooled connections still serve the next request."""
+    from allm_jupyter.testing import scenarios
+
+    with Client(allm_server.base_url, api_key=allm_server.api_key) as client:
+        allm_server.queue(scenarios.stall("first "))
+        stream = client.stream_chat(allm_server.slugs[0], "q", mode="chat")
+        reader, first, outcome = read_in_a_thread(stream)
+        assert first.wait(30)
+        stream.close()
+        assert allm_server.streams[-1].disconnected.wait(30)
+        reader.join(30)
+        assert outcome == ["ended"] and stream.reply.text == "first "
+        assert not stream.reply.interrupted and not stream.reply.complete
+        assert [w.slug for w in client.workspaces()] == allm_server.slugs
+
+
+# -- ask_many on a sync client ------------------------------------------------------------------
+
+
+def test_ask_many_refuses_a_callers_http_client_or_transport(server: HostileServer) -> None:
+    """Both are synchronous and the batch runs on asyncio: one sentence naming the way, and
+    nothing sent around them."""
+    seen: list[str] = []
+    way = re.escape("AsyncClient(http_client=httpx.AsyncClient(...)).ask_many")
+    with httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]}) as own:
+        for given in ({"http_client": own}, {"transport": httpx.HTTPTransport()}):
+            with (
+                Client(server.base_url, api_key=KEY, **given) as client,
+                pytest.raises(ConfigurationError, match=way) as refused,
+            ):
+                client.ask_many(STREAM_SLUG, ["q?"], mode="chat", progress=False)
+            assert refused.value.message.count(". ") == 0
+    assert seen == [] and server.requests == []
+
+
+def test_the_async_client_asks_many_through_the_callers_http_client(
+    server: HostileServer,
+) -> None:
+    """The way the refusal names works: every chat goes through the caller's client."""
+    server.routes[STREAM_ROUTE] = Canned((STREAM_HEAD, chunk("Hello"), FINALIZE))
+    seen: list[str] = []
+
+    async def hooked(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    async def asynchronous() -> None:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [hooked]}) as own,
+            AsyncClient(server.base_url, api_key=KEY, http_client=own) as client,
+        ):
+            batch = await client.ask_many(STREAM_SLUG, ["a?", "b?"], mode="chat", progress=False)
+            assert batch.done == 2
+
+    asyncio.run(asynchronous())
+    assert seen == [STREAM_ROUTE, STREAM_ROUTE]
+
+
+def test_a_pause_the_client_is_in_holds_back_its_batch(server: HostileServer) -> None:
+    """A 429 on another thread's request pauses the client; its batch waits for that pause too
+    (the batch's AsyncClient shares the backoff). The client sets the pause before it closes the
+    429, so the hang-up says the pause holds; then the chat may arrive only ``Retry-After``
+    after the refused request did (both times are the server's, from the backoff's clock)."""
+    refusal = http_response(429, b"{}", reason="Too Many Requests", headers=[("Retry-After", "1")])
+    server.routes[WORKSPACES] = [
+        Canned((refusal,), keep_open=True),
+        canned(http_response(200, LISTING)),
+    ]
+    server.routes[STREAM_ROUTE] = Canned((STREAM_HEAD, chunk("Hello"), FINALIZE))
+    with Client(server.base_url, api_key=KEY, max_retries=1) as client:
+        listing = threading.Thread(target=client.workspaces)
+        listing.start()
+        assert server.hangups.acquire(timeout=30)
+        batch = client.ask_many(STREAM_SLUG, ["q?"], mode="chat", progress=False)
+        listing.join(30)
+    assert batch.done == 1 and batch.replies[0] is not None
+    refused = server.requests[0]
+    (chat,) = [r for r in server.requests if r.path == STREAM_ROUTE]
+    assert refused.path == WORKSPACES and chat.arrived - refused.arrived >= 1
 
 
 # -- headers, http_client, timeout ------------------------------------------------------------
