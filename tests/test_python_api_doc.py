@@ -1,5 +1,6 @@
 """docs/python-api.md against the code: the signatures it shows, the methods it lists, the config's
-fields, the error family with each error's fields, and its async examples run against the stand-in."""
+fields, each model's and the reply's fields, the error family with each error's fields, the
+refusal it quotes, and its async examples run against the stand-in."""
 
 from __future__ import annotations
 
@@ -15,10 +16,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from test_protocol import error_instances
 
 import allm_jupyter
-from allm_jupyter import AsyncClient, Client, ClientConfig, errors
+from allm_jupyter import (
+    AsyncClient,
+    Client,
+    ClientConfig,
+    ConfigurationError,
+    Reply,
+    errors,
+    models,
+)
+from allm_jupyter.batch import BatchRow
 from allm_jupyter.testing import StandInServer
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text(
@@ -85,6 +97,57 @@ def test_the_config_fields_are_named() -> None:
     named = re.findall(r"`(\w+)`", sentence.group(1))
     fields = [f.name for f in dataclasses.fields(ClientConfig)]
     assert named == [fields[0], "base_url", *fields[1:]]
+
+
+MODELS = (
+    *(
+        cls
+        for cls in vars(models).values()
+        if isinstance(cls, type)
+        and dataclasses.is_dataclass(cls)
+        and cls.__module__ == models.__name__
+    ),
+    BatchRow,
+)
+"""The wire rows (``models.py``) and a batch's rows: the page lists each one's fields."""
+
+
+def public_names(cls: type) -> set[str]:
+    """What a reader may use: the dataclass's fields (not ``raw``, the server's row as it came)
+    and its properties."""
+    properties = {name for name, member in vars(cls).items() if isinstance(member, property)}
+    fields = {f.name for f in dataclasses.fields(cls)} - {"raw"}
+    return {name for name in fields | properties if not name.startswith("_")}
+
+
+def test_each_model_the_page_lists_has_exactly_those_fields() -> None:
+    """Wherever the page lists a model's fields, ``Model`` (`a`, `b`), ``list[Model]`` (`a`, `b`)
+    or (``Model``: `a`, `b`), they are all of them, so the page cannot drift again."""
+    listed: dict[str, list[set[str]]] = {}
+    for cls in MODELS:
+        pattern = rf"`(?:list\[)?{cls.__name__}\]?`(?:: | \()(`\w+`(?:,\s+`\w+`)*)"
+        for names in re.findall(pattern, DOC):
+            listed.setdefault(cls.__name__, []).append(set(re.findall(r"`(\w+)`", names)))
+            assert listed[cls.__name__][-1] == public_names(cls), cls.__name__
+    assert set(listed) == {cls.__name__ for cls in MODELS}
+
+
+def test_the_reply_paragraph_names_every_field() -> None:
+    paragraph = re.search(r"^A \*\*`Reply`\*\* holds (.*?)\.\n\n", DOC, re.S | re.M)
+    assert paragraph
+    nested = re.sub(r"\(`(?:Source|Metrics)`:[^)]*\)", "", paragraph.group(1))
+    assert set(re.findall(r"`(\w+)`", nested)) == public_names(Reply)
+
+
+def test_the_http_client_refusal_is_quoted_as_raised() -> None:
+    (row,) = [row for row in table("argument") if code(row[0]) == "http_client"]
+    (way,) = re.findall(r"`(AsyncClient\(http_client=[^`]*\.ask_many)`", row[1])
+    with (
+        Client("http://127.0.0.1:9", api_key="x", transport=httpx.HTTPTransport()) as client,
+        pytest.raises(ConfigurationError) as refused,
+    ):
+        client.ask_many("ws", ["q?"])
+    assert way in refused.value.message
 
 
 def test_the_error_table_is_the_family_with_its_fields() -> None:
