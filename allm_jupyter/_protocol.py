@@ -13,7 +13,6 @@ An answer's bytes become events and a reply in :class:`ChatTurn`, a small state 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -21,7 +20,6 @@ import logging
 import mimetypes
 import random
 import re
-import socket
 import ssl
 import threading
 import time
@@ -513,23 +511,6 @@ def json_object(call: Call, answer: Answer, config: ClientConfig) -> dict[str, A
 def is_event_stream(response: httpx.Response) -> bool:
     content_type = response.headers.get("content-type", "").partition(";")[0].strip()
     return response.status_code == 200 and content_type.lower() == "text/event-stream"
-
-
-def hang_up(response: httpx.Response) -> None:
-    """Shut an answer's connection down, from any thread or task: a read blocked on it ends at
-    once (closing the response from another thread does not wake it) and the server sees the
-    hang-up; the reader then closes the response itself. Over HTTP/2 (other answers share the
-    connection) or a transport without a socket nothing happens: the reader stops at its next
-    read."""
-    stream = response.extensions.get("network_stream")
-    if response.http_version == "HTTP/2" or stream is None:
-        return
-    sock = stream.get_extra_info("socket")
-    with contextlib.suppress(OSError):  # already closed: nothing left to hang up
-        if isinstance(sock, ssl.SSLSocket):  # its own shutdown would unwrap TLS under the reader
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        elif sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 def stream_refused(call: Call, answer: Answer, config: ClientConfig) -> Call | Diagnosis:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from . import _protocol as core
+from ._hangup import hang_up
 from ._protocol import Call, Op, ToWire, upload_arguments
 from .config import DEFAULT_CONCURRENCY, HISTORY_LIMIT, ClientConfig
 from .errors import AllmError
@@ -109,7 +110,7 @@ class AsyncChatStream:
         """Hang up now, e.g. after ``break`` or from another task; the server stops generating."""
         self._hung_up = True
         if self._response is not None:
-            core.hang_up(self._response)  # wakes a read awaited in another task
+            hang_up(self._response)  # wakes a read awaited in another task
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None and self._reader is asyncio.current_task():
             await iterator.aclose()
@@ -176,7 +177,7 @@ class AsyncClient(core.ClientBase[httpx.AsyncClient, httpx.AsyncBaseTransport]):
                 continue
             wait = core.retry_wait(call, attempt, config, response=response)
             if wait is not None:
-                self._backoff.pause(wait)  # before hanging up: a hang-up means the pause holds
+                self._backoff.pause(wait)  # first: once this answer is closed, the pause holds
                 await response.aclose()
                 continue
             if response.has_redirect_location:

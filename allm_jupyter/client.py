@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from . import _protocol as core
+from ._hangup import hang_up
 from ._protocol import Call, Op, PlainHttpWarning, ToWire, upload_arguments
 from .config import DEFAULT_CONCURRENCY, HISTORY_LIMIT
 from .errors import AllmError, ConfigurationError
@@ -113,7 +114,7 @@ class ChatStream:
         self._hung_up = True
         with self._lock:
             if self._response is not None:
-                core.hang_up(self._response)  # wakes a read blocked in another thread
+                hang_up(self._response)  # wakes a read blocked in another thread
         iterator = self._iterator() if self._iterator is not None else None
         if iterator is not None and self._reader == threading.get_ident():
             iterator.close()
@@ -188,7 +189,7 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
                 continue
             wait = core.retry_wait(call, attempt, config, response=response)
             if wait is not None:
-                self._backoff.pause(wait)  # before hanging up: a hang-up means the pause holds
+                self._backoff.pause(wait)  # first: once this answer is closed, the pause holds
                 response.close()
                 continue
             if response.has_redirect_location:
