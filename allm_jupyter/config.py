@@ -40,6 +40,9 @@ HISTORY_LIMIT = 10
 """Exchanges ``history`` returns by default, in the clients and in ``%allm history``."""
 CONNECT_TIMEOUT = 10.0
 """Connecting should never take as long as waiting for a slow model."""
+DEFAULT_BACKGROUND_LIMIT = 4
+"""Background answers streaming at once; more wait in line (each holds a connection and a model).
+Here, not in ``jobs``, so ``%load_ext`` reads it without loading the job runner."""
 
 
 @dataclass(frozen=True)

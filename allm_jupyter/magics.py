@@ -28,8 +28,8 @@ from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, valid
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
 from .context import Context, in_notebook_words
+from .config import DEFAULT_BACKGROUND_LIMIT
 from .errors import AllmError, ConfigurationError
-from .jobs import DEFAULT_LIMIT
 from .options import (
     MODES,
     AttachmentLimits,
@@ -58,6 +58,10 @@ _QUESTION_LINE = re.compile(r"%allm\s(?!\s*\?*\s*$)")
 _STOPPED_BEFORE = "stopped before the question was sent."
 _STOPPED_EMPTY = "stopped before any answer arrived."
 _STOPPED_KEPT = "stopped; the partial answer is kept above."
+_NO_BACKGROUND = (
+    "Background answers need a notebook front end (JupyterLab, Notebook 7, VS Code) to stream "
+    "into; here, ask without background."
+)
 _NO_PICKER = (
     "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
@@ -129,7 +133,7 @@ class AllmMagics(Magics):
     ).tag(config=True)
 
     background_limit = Int(
-        DEFAULT_LIMIT,
+        DEFAULT_BACKGROUND_LIMIT,
         min=1,
         help="Background answers (%%allm background) streaming at once; the others wait in line, "
         "shown as queued.",
@@ -222,19 +226,21 @@ class AllmMagics(Magics):
 
         self._explaining = self._explaining or options.explain
         try:
+            if options.background and not self._rich:  # it would print into the prompt
+                raise ConfigurationError(_NO_BACKGROUND)
             stream, slug, shown = self._start(options, question)
             for table in shown:
                 self._display(table)
+            if options.background:  # a stop while handing it over ends the job (jobs.submit)
+                self._background(stream, question, options)
+                return
         except AllmError as exc:
             self._keep(Reply(error=exc.message, workspace=options.workspace), options)
             raise
         except KeyboardInterrupt:  # a lookup, thread=new, attachments, anything before sending
             self._keep(Reply(interrupted=True, workspace=options.workspace), options)
             raise Interrupted(_STOPPED_BEFORE) from None
-        if options.background:
-            self._background(stream, question, options)
-        else:
-            self._show(stream, slug, options)
+        self._show(stream, slug, options)
 
     def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, list[Table]]:
         """Resolve the settings and prepare the question's stream (nothing is sent yet), with
@@ -422,6 +428,7 @@ class AllmMagics(Magics):
         from .view import make_view  # display code loads with the first question: load speed
 
         def view(job: AskJob) -> View:
+            self._keep(job, options)  # before it can run: from here a stop ends it (submit)
             return make_view(
                 job.workspace,
                 rich=self._rich,
@@ -429,7 +436,7 @@ class AllmMagics(Magics):
                 waiting_line=job.waiting_line,
             )
 
-        self._keep(self.context.jobs.submit(stream, question, view), options)
+        self.context.jobs.submit(stream, question, view)
 
     def _keep(self, reply: Reply | AskJob, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too) or background job;
