@@ -175,11 +175,11 @@ class AskJob:
 
     def _settle(self, state: JobState, reply: Reply, error: BaseException | None) -> None:
         """Record the outcome; let go of what was sent and drawn (the kernel keeps its jobs
-        for ``%allm jobs``, not their attachments)."""
-        self._prepared = self._stream = self._view = self._cell = None
+        for ``%allm jobs``, not their attachments): the reply first, for ``.reply`` meanwhile."""
         self._reply = reply
         self._ended = self._clock()
         self._state = state
+        self._prepared = self._stream = self._view = self._cell = None
         if error is None:
             self._outcome.set_result(reply)
         else:

@@ -27,8 +27,8 @@ from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, valid
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
-from .context import Context, in_notebook_words
 from .config import DEFAULT_BACKGROUND_LIMIT
+from .context import Context, in_notebook_words
 from .errors import AllmError, ConfigurationError
 from .options import (
     MODES,

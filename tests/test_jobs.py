@@ -227,17 +227,26 @@ def test_a_stop_while_the_first_update_is_drawn_closes_the_output(
 
 
 class StoppedAfterStart(LoopThread):
-    """The private loop, but the stop lands just after the work was handed to it."""
+    """A private loop where the stop lands just after the first work was handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.landed = False
 
     def start(self, work: Work[Any]) -> None:
         super().start(work)
-        raise StopLanding
+        if not self.landed:
+            self.landed = True
+            raise StopLanding
 
 
 def test_a_stop_just_after_the_answer_was_started_hangs_it_up(client: Client) -> None:
-    runner = JobRunner(loop=StoppedAfterStart())
-    display = Display()
-    view = lambda job: NotebookView("research", display=display, budget=FrontEndBudget())  # noqa: E731
+    loop = StoppedAfterStart()
+    runner, display = JobRunner(loop=loop), Display()
+
+    def view(job: AskJob) -> NotebookView:
+        return NotebookView("research", display=display, budget=FrontEndBudget())
+
     try:
         prepared = client.stream_chat("research", "Started?", mode="chat")
         with pytest.raises(StopLanding):
@@ -248,8 +257,10 @@ def test_a_stop_just_after_the_answer_was_started_hangs_it_up(client: Client) ->
             "Background answer 1 has already ended (stopped)."
         )
         assert not left_tickers()
+        assert "Stopped by the user" in display.shown()
     finally:
         runner.close()
+        loop.close()
 
 
 def context_with(runner: JobRunner) -> Context:
@@ -270,13 +281,16 @@ def test_a_finished_job_lets_its_question_and_streams_go(
             "research", "Big?", mode="chat", session_id="released", attachments=[attachment]
         )
         sent, attached = weakref.ref(prepared), weakref.ref(attachment)
-        job = runner.submit(prepared, "Big?", lambda job: NotebookView("research", display=Display()))
+        job = runner.submit(
+            prepared, "Big?", lambda job: NotebookView("research", display=Display())
+        )
         del prepared, attachment
         assert job.result(timeout=WAIT).complete
         gc.collect()
         assert sent() is None and attached() is None
         assert not [
-            o for o in gc.get_objects()
+            o
+            for o in gc.get_objects()
             if isinstance(o, AsyncChatStream) and o.reply.session_id == "released"
         ]
     finally:
@@ -292,12 +306,12 @@ def test_jobs_counts_agree_with_their_noun(client: Client) -> None:
     runner = JobRunner()
     try:
         ask(runner, client, "One?", "counted", Display()).result(timeout=WAIT)
-        assert COMMANDS["jobs"].run(context_with(runner), "").title.startswith(
-            "1 background answer "
+        assert (
+            COMMANDS["jobs"].run(context_with(runner), "").title.startswith("1 background answer ")
         )
         ask(runner, client, "Two?", "counted", Display()).result(timeout=WAIT)
-        assert COMMANDS["jobs"].run(context_with(runner), "").title.startswith(
-            "2 background answers "
+        assert (
+            COMMANDS["jobs"].run(context_with(runner), "").title.startswith("2 background answers ")
         )
     finally:
         runner.close()

@@ -128,3 +128,18 @@ def test_a_failing_answer_says_its_error_once(
     assert "Half an answer" in printed and "Partial answer" in printed
     assert "ChatAbortedError: The server stopped the answer: provider died." in printed
     assert printed.count("provider died") == 1, printed
+
+
+def test_a_background_answer_is_refused_in_one_line(
+    terminal: Terminal, allm_server: StandInServer
+) -> None:
+    """A terminal has no output to stream into while the prompt takes the next line: the
+    answer would be printed into whatever is being typed."""
+    printed = terminal.run("%allm --background -w research What is new?")
+    assert printed.endswith(
+        "ConfigurationError: Background answers need a notebook front end (JupyterLab, "
+        "Notebook 7, VS Code) to stream into; here, ask without background."
+    ), printed
+    assert len(printed.strip().splitlines()) == 1, printed
+    assert not allm_server.chat_requests()
+    assert expected_reply("research", "Why?") in terminal.run("%allm -w research Why?")

@@ -242,7 +242,9 @@ def test_a_stop_while_handing_the_answer_over_is_one_line_and_ends_the_job(
     run = kernel.run("%%allm background -w research out=handed\nHanded over?")
     assert (run.status, run.reply["ename"]) == ("error", "Interrupted")
     assert len(run.error_text.splitlines()) == 1
-    assert run.error_text.endswith("KeyboardInterrupt\x1b[0m: stopped before the question was sent.")
+    assert run.error_text.endswith(
+        "KeyboardInterrupt\x1b[0m: stopped before the question was sent."
+    )
     assert not server.chat_requests()
     assert "stopped" in ok(kernel, "%allm jobs").text
     assert "already ended (stopped)" in ok(kernel, "%allm stop 1").text
