@@ -59,7 +59,7 @@ _STOPPED_BEFORE = "stopped before the question was sent."
 _STOPPED_EMPTY = "stopped before any answer arrived."
 _STOPPED_KEPT = "stopped; the partial answer is kept above."
 _NO_PICKER = (
-    "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
+    "The picker needs a notebook front end that draws widgets (JupyterLab, Notebook 7); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
 )
 
