@@ -239,8 +239,13 @@ def _batch_run(shell: InteractiveShell, server: StandInServer, cell: str) -> lis
 
 
 BATCH_QUESTIONS = st.lists(
-    LINES.filter(lambda text: text.strip() and "{" not in text), min_size=1, max_size=4
+    st.one_of(
+        LINES.filter(lambda text: text.strip() and "{" not in text), st.sampled_from(["", " \t"])
+    ),
+    min_size=1,
+    max_size=4,
 )
+"""Questions, some blank (a blank one fails its row, the batch goes on)."""
 
 
 @settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -257,10 +262,12 @@ def test_a_one_line_batch_asks_every_question(
     shell.user_ns["qs"] = questions
     shell.run_cell(f"%allm use {server.slugs[0]}")
     asked = _batch_run(shell, server, "%allm " + line.format(slug=server.slugs[0]))
-    assert sorted(asked) == sorted(q.strip() for q in questions)
+    assert sorted(asked) == sorted(q.strip() for q in questions if q.strip())
     batch = shell.user_ns["_allm"]
-    assert isinstance(batch, Batch) and (batch.done, batch.pending) == (len(questions), 0)
-    assert _batch_run(shell, server, "%allm resume=_allm") == [], "nothing left to ask"
+    blank = sum(1 for q in questions if not q.strip())
+    assert isinstance(batch, Batch)
+    assert (batch.done, batch.failed, batch.pending) == (len(questions) - blank, blank, 0)
+    assert _batch_run(shell, server, "%allm resume=_allm") == [], "only blank ones to ask again"
 
 
 @pytest.mark.parametrize(
