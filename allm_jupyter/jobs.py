@@ -32,7 +32,7 @@ from ._loop import LoopThread, Work, shared_loop
 from .config import DEFAULT_BACKGROUND_LIMIT
 from .errors import AllmError
 from .render import literal_markdown, render_markdown, status_line
-from .reply import Reply
+from .reply import Reply, with_error
 
 if TYPE_CHECKING:
     from .async_client import AsyncChatStream, AsyncClient
@@ -296,11 +296,10 @@ class JobRunner:
             exc.reword(self._words(exc))
             exc.one_line = True
             state, error = "failed", exc
-            reply = exc.reply or job.reply
-            reply = reply if reply.error else replace(reply, error=exc.message)
+            reply = with_error(job.reply, exc)
         except Exception as exc:  # a bug or an unmapped failure: still keep what arrived
             state, error = "failed", exc
-            reply = replace(job.reply, error=f"{type(exc).__name__}: {exc}")
+            reply = with_error(job.reply, exc)
         job._end(state, reply, error)
 
     @asynccontextmanager

@@ -18,7 +18,7 @@ from allm_jupyter.testing import StandInServer, expected_reply, scenarios
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 """Cursor moves, colours and title changes of prompt_toolkit: what a terminal does, not shows."""
 NO_PICKER = (
-    "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
+    "The picker needs a notebook front end that draws widgets (JupyterLab, Notebook 7); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
 )
 
