@@ -60,8 +60,8 @@ _STOPPED_BEFORE = "stopped before the question was sent."
 _STOPPED_EMPTY = "stopped before any answer arrived."
 _STOPPED_KEPT = "stopped; the partial answer is kept above."
 _NO_BACKGROUND = (
-    "Background answers need a notebook front end (JupyterLab, Notebook 7, VS Code) to stream "
-    "into; here, ask without background."
+    "Background answers need a notebook front end (JupyterLab, Notebook 7) to stream into; "
+    "here, ask without background."
 )
 _NO_PICKER = (
     "The picker needs a notebook front end that draws widgets (JupyterLab, Notebook 7); here, "

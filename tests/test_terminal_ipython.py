@@ -140,7 +140,7 @@ def test_a_background_answer_is_refused_in_one_line(
     said = [shown for shown in printed.strip().splitlines() if line not in shown]  # redrawn echo
     assert said == [
         "ConfigurationError: Background answers need a notebook front end (JupyterLab, "
-        "Notebook 7, VS Code) to stream into; here, ask without background."
+        "Notebook 7) to stream into; here, ask without background."
     ], printed
     assert not allm_server.chat_requests()
     assert expected_reply("research", "Why?") in terminal.run("%allm -w research Why?")
