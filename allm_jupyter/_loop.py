@@ -85,10 +85,12 @@ class LoopThread:
     def submit(self, function: Callable[[], Awaitable[_T]]) -> Work[_T]:
         """Start ``function()`` on the loop; :meth:`cancel` stops it there."""
         work = Work(function)
-        self._schedule(work)
+        self.start(work)
         return work
 
-    def _schedule(self, work: Work[_T]) -> None:
+    def start(self, work: Work[_T]) -> None:
+        """Start ``work`` made beforehand: its owner can hold it before it may run, so a stop
+        landing anywhere in this call still has it to :meth:`cancel`."""
         self._running().call_soon_threadsafe(work._start)
 
     def cancel(self, work: Work[_T]) -> None:
@@ -103,7 +105,7 @@ class LoopThread:
         """
         work = Work(function)
         try:
-            self._schedule(work)
+            self.start(work)
             return work.future.result()
         except KeyboardInterrupt:
             self.cancel(work)

@@ -17,20 +17,20 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._loop import shared_loop
 from ._progress import Counts, Progress, make_progress
 from .config import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY  # magics names it here
-from .errors import AllmError, ConfigurationError
+from .errors import ConfigurationError
 from .question import interpolate
-from .reply import Reply
+from .reply import Reply, with_error
 
 if TYPE_CHECKING:
     import httpx
 
-    from .async_client import AsyncClient
+    from .async_client import AsyncChatStream, AsyncClient
 
 __all__ = ["Batch", "BatchRow"]
 
@@ -431,22 +431,22 @@ async def _ask(
     row = batch.rows[index]
     batch._asking(index)
     started = time.monotonic()
-    stream = client.stream_chat(
-        row.workspace, row.question, mode=row.mode, session_id=row.session_id, timeout=timeout
-    )
+    stream: AsyncChatStream | None = None
     try:
+        # in the try: a question the client refuses (an empty one) fails its row, not the batch
+        stream = client.stream_chat(
+            row.workspace, row.question, mode=row.mode, session_id=row.session_id, timeout=timeout
+        )
         async with stream:
             async for _ in stream:
                 pass
         reply = stream.reply
-    except AllmError as error:
-        reply = error.reply or stream.reply
-        reply = reply if reply.error else replace(reply, error=error.message)
     except asyncio.CancelledError:
         batch._hung_up(index)
         raise
     except Exception as error:  # a bug or an unmapped failure costs this row, not the batch
-        reply = replace(stream.reply, error=f"{type(error).__name__}: {error}")
+        so_far = stream.reply if stream is not None else Reply(workspace=row.workspace)
+        reply = with_error(so_far, error)
     batch._answered(index, reply, time.monotonic() - started)
 
 

@@ -435,7 +435,7 @@ def jobs(context: Context, _: str) -> Table | Message:
         for job in found
     ]
     return Table(
-        f"{len(found)} background answers (%allm stop N hangs one up)",
+        f"{counted(len(found), 'background answer')} (%allm stop N hangs one up)",
         ("#", "workspace", "question", "state", "elapsed"),
         rows,
     )
@@ -453,7 +453,8 @@ def stop(context: Context, argument: str) -> Message:
         except ValueError:
             raise ConfigurationError(
                 f"Say which background answer to stop: %allm stop N (see %allm jobs) or "
-                f"%allm stop all, not {argument.strip()!r}."
+                f"%allm stop all, not {argument.strip()!r}; to ask a question that starts with "
+                "'stop', write %allm -- stop …"
             ) from None
         job = context.jobs.job(number)
         if job is None:

@@ -42,6 +42,9 @@ CONNECT_TIMEOUT = 10.0
 """Connecting should never take as long as waiting for a slow model."""
 DEFAULT_CONCURRENCY = 4
 """A batch's answers in flight at once: the server is usually one machine running one model."""
+DEFAULT_BACKGROUND_LIMIT = 4
+"""Background answers streaming at once; more wait in line (each holds a connection and a model).
+Here, not in ``jobs``, so ``%load_ext`` reads it without loading the job runner."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .config import DEFAULT_BACKGROUND_LIMIT
 from .errors import AllmError, ConfigurationError, ThreadNotFoundError
-from .jobs import DEFAULT_LIMIT, JobRunner
 from .options import CellOptions
 from .secret import Secret
 from .session import SessionState
@@ -20,6 +20,7 @@ from .settings import DEFAULT_TIMEOUT, WORKSPACE_ENV, Config, ResolvedSettings, 
 
 if TYPE_CHECKING:
     from .client import Client
+    from .jobs import JobRunner
 
 
 class Context:
@@ -32,11 +33,11 @@ class Context:
         config: Callable[[], Config] = Config,
         environ: Mapping[str, str] = os.environ,
         namespace: dict[str, Any] | None = None,
-        job_limit: Callable[[], int] = lambda: DEFAULT_LIMIT,
+        job_limit: Callable[[], int] = lambda: DEFAULT_BACKGROUND_LIMIT,
     ) -> None:
         self.session = session or SessionState()
-        self.jobs = JobRunner(job_limit, words=in_notebook_words)
-        """This kernel's background answers; :meth:`close` hangs them up."""
+        self._job_limit = job_limit
+        self._jobs: JobRunner | None = None
         self._config = config
         self._environ = environ
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
@@ -46,6 +47,16 @@ class Context:
 
     def __repr__(self) -> str:
         return f"Context(session_id={self.session.session_id!r})"
+
+    @property
+    def jobs(self) -> JobRunner:
+        """This kernel's background answers, made with the first use; :meth:`close` hangs them
+        up."""
+        if self._jobs is None:
+            from .jobs import JobRunner  # with the first background answer: load speed
+
+            self._jobs = JobRunner(self._job_limit, words=in_notebook_words)
+        return self._jobs
 
     def resolve(self, options: CellOptions | None = None) -> ResolvedSettings:
         return resolve(
@@ -84,7 +95,8 @@ class Context:
 
     def close(self) -> None:
         """Hang up every background answer and close the connections (unload, shutdown)."""
-        self.jobs.close()
+        if self._jobs is not None:
+            self._jobs.close()
         self._close_clients()
 
     def _close_clients(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextvars
 import itertools
 import threading
@@ -27,10 +28,11 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._loop import Work, shared_loop
+from ._loop import LoopThread, Work, shared_loop
+from .config import DEFAULT_BACKGROUND_LIMIT
 from .errors import AllmError
 from .render import literal_markdown, render_markdown, status_line
-from .reply import Reply
+from .reply import Reply, with_error
 
 if TYPE_CHECKING:
     from .async_client import AsyncChatStream, AsyncClient
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
 JobState = Literal["queued", "streaming", "done", "failed", "stopped"]
 TurnKey = tuple[str, ...]
 """What the server keeps one history for: the workspace and the thread or session."""
-DEFAULT_LIMIT = 4
-"""Answers streaming at once; more wait in line (each holds a connection and a model)."""
 
 
 def turn_key(reply: Reply) -> TurnKey:
@@ -82,7 +82,8 @@ class AskJob:
         self.question = question
         """As the user wrote it, for ``%allm jobs``."""
         self.key = turn_key(prepared.reply)
-        self._prepared = prepared
+        self._prepared: ChatStream | None = prepared
+        """The question to send (attachments too: up to 20 MB), until the job ends."""
         self._runner = runner
         self._clock = clock
         self._submitted = clock()
@@ -121,7 +122,13 @@ class AskJob:
     def result(self, timeout: float | None = None) -> Reply:
         """Wait for the answer (``timeout`` seconds at most, else ``TimeoutError``) and return
         it; raises its :class:`~allm_jupyter.errors.AllmError` if it failed."""
-        return self._outcome.result(timeout)
+        try:
+            return self._outcome.result(timeout)
+        except concurrent.futures.TimeoutError:  # not the builtin one on Python 3.10
+            raise TimeoutError(
+                f"Background answer {self.number} has not ended yet; it goes on "
+                "(job.cancel() hangs it up)."
+            ) from None
 
     def cancel(self) -> None:
         """Hang up (the server stops generating) or leave the line; waits until it has ended."""
@@ -167,9 +174,12 @@ class AskJob:
             self._settle(state, reply, error)
 
     def _settle(self, state: JobState, reply: Reply, error: BaseException | None) -> None:
+        """Record the outcome; let go of what was sent and drawn (the kernel keeps its jobs
+        for ``%allm jobs``, not their attachments): the reply first, for ``.reply`` meanwhile."""
         self._reply = reply
         self._ended = self._clock()
         self._state = state
+        self._prepared = self._stream = self._view = self._cell = None
         if error is None:
             self._outcome.set_result(reply)
         else:
@@ -182,12 +192,15 @@ class JobRunner:
 
     def __init__(
         self,
-        limit: Callable[[], int] = lambda: DEFAULT_LIMIT,
+        limit: Callable[[], int] = lambda: DEFAULT_BACKGROUND_LIMIT,
         *,
         words: Callable[[AllmError], str] = lambda error: error.message,
         clock: Callable[[], float] = time.monotonic,
+        loop: LoopThread | None = None,
     ) -> None:
         self._limit = limit
+        self._loop = loop or shared_loop()
+        """Where the answers run: the process's loop thread."""
         self._words = words
         """An error's sentence as the output says it (the notebook's hints)."""
         self._clock = clock
@@ -218,29 +231,38 @@ class JobRunner:
     ) -> AskJob:
         """Ask the question ``prepared`` holds (a sync stream, nothing sent yet) on the loop
         thread, drawn into the view ``make_view(job)`` makes (in the asking cell, whose context
-        the final update runs in); ``question`` is what the user wrote."""
-        with self._guard:
-            job = AskJob(next(self._numbers), prepared, question, self, self._clock)
-            self._jobs[job.number] = job
-            if not self._hooked:  # kernel shutdown or restart hangs up what still streams
-                atexit.register(self.close)
-                self._hooked = True
-        view = make_view(job)
-        view.attach(job)
-        view.draw_due()  # the output exists before the cell returns: it belongs to this cell
-        cell = contextvars.copy_context()
-        job._view, job._cell = view, cell
-        job._work = shared_loop().submit(lambda: self._run(job, view))
+        the final update runs in); ``question`` is what the user wrote.
+
+        A stop (KeyboardInterrupt) landing in here ends the job as stopped, its output too, and
+        goes on: no job is left queued with nothing to run it. The work is held before it is
+        started, so a stop just after starting it hangs it up."""
+        job = AskJob(next(self._numbers), prepared, question, self, self._clock)
+        try:
+            with self._guard:
+                self._jobs[job.number] = job
+                if not self._hooked:  # kernel shutdown or restart hangs up what still streams
+                    atexit.register(self.close)
+                    self._hooked = True
+            job._cell = contextvars.copy_context()
+            view = job._view = make_view(job)
+            view.attach(job)
+            view.draw_due()  # the output exists before the cell returns: it belongs to this cell
+            job._work = Work(lambda: self._run(job, view))
+            self._loop.start(job._work)
+        except BaseException:
+            self.stop(job)
+            raise
         return job
 
     def stop(self, job: AskJob) -> None:
         """Hang ``job`` up (or take it out of the line) and wait until it has ended."""
-        work = job._work
-        if work is None or job.done():
+        if job.done():
             return
-        shared_loop().cancel(work)
-        work.ended.wait()
-        if not job.done():  # cancelled before its first step: its code never ran
+        work = job._work
+        if work is not None:  # None: stopped in :meth:`submit` before its work was made
+            self._loop.cancel(work)
+            work.ended.wait()
+        if not job.done():  # cancelled before its first step, or never started: its code never ran
             job._end("stopped", replace(job.reply, interrupted=True))
 
     def close(self) -> None:
@@ -252,7 +274,7 @@ class JobRunner:
             self.stop(job)
         if self._clients:
             clients, self._clients = list(self._clients.values()), {}
-            shared_loop().call(lambda: _close_all(clients))
+            self._loop.call(lambda: _close_all(clients))
 
     # -- on the loop thread -------------------------------------------------------------------
 
@@ -261,6 +283,7 @@ class JobRunner:
         error: BaseException | None = None
         try:
             async with self._turn(job.key), self._slot():
+                assert job._prepared is not None  # let go of only once the job has ended
                 stream = self._async_stream(job._prepared)
                 job._streaming(stream)
                 view.arrived()  # redraw the waiting line: no longer queued
@@ -273,11 +296,10 @@ class JobRunner:
             exc.reword(self._words(exc))
             exc.one_line = True
             state, error = "failed", exc
-            reply = exc.reply or job.reply
-            reply = reply if reply.error else replace(reply, error=exc.message)
+            reply = with_error(job.reply, exc)
         except Exception as exc:  # a bug or an unmapped failure: still keep what arrived
             state, error = "failed", exc
-            reply = replace(job.reply, error=f"{type(exc).__name__}: {exc}")
+            reply = with_error(job.reply, exc)
         job._end(state, reply, error)
 
     @asynccontextmanager

@@ -13,7 +13,7 @@ import shlex
 import tokenize
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +27,9 @@ from traitlets import Bool, Bunch, CFloat, Enum, Int, TraitError, Unicode, valid
 
 from . import options as option_table
 from ._terminal import terminal_text, unlinked
+from .config import DEFAULT_BACKGROUND_LIMIT
 from .context import Context, in_notebook_words
 from .errors import AllmError, ConfigurationError
-from .jobs import DEFAULT_LIMIT
 from .options import (
     MODES,
     AttachmentLimits,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 
     from .attachments import Attachment
+    from .batch import Batch
     from .client import ChatStream, Client
     from .commands import Output, Table
     from .jobs import AskJob
@@ -58,8 +59,12 @@ _QUESTION_LINE = re.compile(r"%allm\s(?!\s*\?*\s*$)")
 _STOPPED_BEFORE = "stopped before the question was sent."
 _STOPPED_EMPTY = "stopped before any answer arrived."
 _STOPPED_KEPT = "stopped; the partial answer is kept above."
+_NO_BACKGROUND = (
+    "Background answers need a notebook front end (JupyterLab, Notebook 7) to stream into; "
+    "here, ask without background."
+)
 _NO_PICKER = (
-    "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
+    "The picker needs a notebook front end that draws widgets (JupyterLab, Notebook 7); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
 )
 
@@ -129,7 +134,7 @@ class AllmMagics(Magics):
     ).tag(config=True)
 
     background_limit = Int(
-        DEFAULT_LIMIT,
+        DEFAULT_BACKGROUND_LIMIT,
         min=1,
         help="Background answers (%%allm background) streaming at once; the others wait in line, "
         "shown as queued.",
@@ -222,19 +227,21 @@ class AllmMagics(Magics):
 
         self._explaining = self._explaining or options.explain
         try:
+            if options.background and not self._rich:  # it would print into the prompt
+                raise ConfigurationError(_NO_BACKGROUND)
             stream, slug, shown = self._start(options, question)
             for table in shown:
                 self._display(table)
+            if options.background:  # a stop while handing it over ends the job (jobs.submit)
+                self._background(stream, question, options)
+                return
         except AllmError as exc:
             self._keep(Reply(error=exc.message, workspace=options.workspace), options)
             raise
         except KeyboardInterrupt:  # a lookup, thread=new, attachments, anything before sending
             self._keep(Reply(interrupted=True, workspace=options.workspace), options)
             raise Interrupted(_STOPPED_BEFORE) from None
-        if options.background:
-            self._background(stream, question, options)
-        else:
-            self._show(stream, slug, options)
+        self._show(stream, slug, options)
 
     def _start(self, options: CellOptions, question: str) -> tuple[ChatStream, str, list[Table]]:
         """Resolve the settings and prepare the question's stream (nothing is sent yet), with
@@ -332,6 +339,7 @@ class AllmMagics(Magics):
 
     def _show(self, stream: ChatStream, slug: str, options: CellOptions) -> None:
         """Stream the answer into the view; keep the reply, whole or partial, in ``_allm``."""
+        from .reply import with_error  # the fold loads with the first question: load speed
         from .view import make_view  # display code loads with the first question: load speed
 
         view = None
@@ -344,13 +352,9 @@ class AllmMagics(Magics):
         except KeyboardInterrupt:
             reply = stream.stop()  # the stop may land while drawing, outside the stream's code
             raise Interrupted(_STOPPED_KEPT if reply.text else _STOPPED_EMPTY) from None
-        except AllmError as exc:
-            failed = True
-            reply = exc.reply or stream.reply
-            reply = reply if reply.error else replace(reply, error=exc.message)
-            raise
-        except Exception as exc:  # a bug or an unmapped failure: still keep what arrived
-            reply = replace(stream.reply, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug or an unmapped failure too: still keep what arrived
+            failed = isinstance(exc, AllmError)
+            reply = with_error(stream.reply, exc)
             raise
         finally:
             self._keep(reply, options)
@@ -360,33 +364,38 @@ class AllmMagics(Magics):
 
     def _ask_many(self, options: CellOptions, body: str) -> None:
         """``over=``/``resume=``: every question through the batch engine, a progress bar, then
-        the table; ``_allm`` (and ``out=``) hold the ``Batch``, also after a stop."""
+        the table; ``_allm`` (and ``out=``) hold the ``Batch``, also after a stop. An error or a
+        stop before the batch exists leaves an empty reply saying so, never the previous value."""
         from . import batch as batches  # the batch engine loads with the first over=: load speed
+        from .reply import Reply  # the fold loads with the first question: load speed
 
         namespace = self.context.namespace
-        settings = self.context.resolve(options)
-        client = self.context.client(settings)
-        questions = self._variable(options.over, "over") if options.over else None
-        resume = self._variable(options.resume, "resume") if options.resume else None
-        workspaces: list[str] = []
-        if questions is not None:
-            wanted = options.workspaces or (self.context.workspace_or_fail(settings),)
-            workspaces = [w if _SLUG.match(w) else client.find_workspace(w).slug for w in wanted]
-        batch = batches.prepared(
-            workspaces or None,
-            questions,
-            mode=list(options.modes) or settings.mode.value,
-            template=body.strip() or None,
-            session=options.session,
-            resume=resume,
-            namespace={} if options.raw else namespace,
-        )
-        namespace["_allm"] = batch
-        if options.out:
-            namespace[options.out] = batch
-        from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
-
+        batch: Batch | None = None
         try:
+            settings = self.context.resolve(options)
+            client = self.context.client(settings)
+            questions = self._variable(options.over, "over") if options.over else None
+            resume = self._variable(options.resume, "resume") if options.resume else None
+            workspaces: list[str] = []
+            if questions is not None:
+                wanted = options.workspaces or (self.context.workspace_or_fail(settings),)
+                workspaces = [
+                    w if _SLUG.match(w) else client.find_workspace(w).slug for w in wanted
+                ]
+            batch = batches.prepared(
+                workspaces or None,
+                questions,
+                mode=list(options.modes) or settings.mode.value,
+                template=body.strip() or None,
+                session=options.session,
+                resume=resume,
+                namespace={} if options.raw else namespace,
+            )
+            namespace["_allm"] = batch
+            if options.out:
+                namespace[options.out] = batch
+            from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
+
             batches.ask_many_blocking(
                 lambda: AsyncClient.from_config(client.config),
                 batch,
@@ -400,7 +409,14 @@ class AllmMagics(Magics):
                 display(batch)  # type: ignore[no-untyped-call]
             else:
                 print(batch.summary())
-        except KeyboardInterrupt:  # a stop outside the batch's own wait (drawing the table)
+        except AllmError as exc:
+            if batch is None:
+                self._keep(Reply(error=exc.message, workspace=options.workspace), options)
+            raise
+        except KeyboardInterrupt:  # preparing (a lookup), or outside the batch's own wait
+            if batch is None:
+                self._keep(Reply(interrupted=True, workspace=options.workspace), options)
+                raise Interrupted(_STOPPED_BEFORE) from None
             batch.stopped = True
         if batch.stopped:
             kept = "_allm" + (f" and {options.out}" if options.out else "")
@@ -422,6 +438,7 @@ class AllmMagics(Magics):
         from .view import make_view  # display code loads with the first question: load speed
 
         def view(job: AskJob) -> View:
+            self._keep(job, options)  # before it can run: from here a stop ends it (submit)
             return make_view(
                 job.workspace,
                 rich=self._rich,
@@ -429,7 +446,7 @@ class AllmMagics(Magics):
                 waiting_line=job.waiting_line,
             )
 
-        self._keep(self.context.jobs.submit(stream, question, view), options)
+        self.context.jobs.submit(stream, question, view)
 
     def _keep(self, reply: Reply | AskJob, options: CellOptions) -> None:
         """``_allm`` always holds the last reply (partial ones too) or background job;
@@ -465,7 +482,7 @@ class AllmMagics(Magics):
             with _interruptible(f"%allm {name} was stopped."):
                 result = found.run(self.context, argument)
             return self._display(result)
-        if len(words) == 1 and not words[0].startswith("-"):
+        if len(words) == 1 and not (words[0].startswith("-") or split_question(line)[0]):
             # one bare word is a mistyped command far more often than a question
             import difflib  # only for this message: off the load path
 
@@ -479,6 +496,9 @@ class AllmMagics(Magics):
 
     def _ask_line(self, line: str) -> None:
         options = self._one_line_options(line)
+        if options.over or options.resume:  # the question, if any, is the batch's template
+            self._ask_many(options, options.question)
+            return
         if not options.question.strip() and not options.explain:
             raise ConfigurationError(
                 "Write the question after the options (%allm -w SLUG What is RAG?), or use %%allm."

@@ -245,6 +245,11 @@ def _many_questions(options: CellOptions, values: dict[str, str]) -> None:
             raise ConfigurationError(f"{name}= needs a Python variable name, not '{values[name]}'.")
         setattr(options, name, values.get(name) or None)
     many = options.over is not None or options.resume is not None
+    if many and options.background:
+        raise ConfigurationError(
+            "background does not go with over= or resume=: a batch runs in its cell, with its "
+            "progress bar; a stop keeps the finished answers, and resume= asks the rest."
+        )
     alone = [name for name in ("thread", "attach") if values.get(name)]
     alone += [name for name in ("reset", "explain") if getattr(options, name)]
     if many and alone:

@@ -9,9 +9,10 @@ come from the last non-empty list; a lone ``textResponse`` with no finalize is a
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import AllmError
 from .events import (
     Abort,
     AgentThought,
@@ -86,6 +87,16 @@ class Reply:
 
     def __str__(self) -> str:
         return self.answer
+
+
+def with_error(so_far: Reply, error: Exception) -> Reply:
+    """The reply to keep when an answer fails, so what arrived is never lost: the one a library
+    error carries (what arrived before it) or ``so_far``, with ``error`` saying why (the
+    server's own error, when it sent one, wins)."""
+    if not isinstance(error, AllmError):  # a bug or an unmapped failure: its class says what
+        return replace(so_far, error=f"{type(error).__name__}: {error}")
+    carried = error.reply or so_far
+    return carried if carried.error else replace(carried, error=error.message)
 
 
 @dataclass

@@ -360,3 +360,53 @@ def test_generated_questions_arrive_as_written(questions: list[str]) -> None:
 def test_what_a_batch_cannot_do_is_one_sentence(line: str) -> None:
     with pytest.raises(ConfigurationError, match="does not go with over= or resume="):
         parse_options(line)
+
+
+BLANKS = st.text(st.sampled_from(" \t\n\r\u00a0\u2003"), max_size=4)
+"""Questions that are only white space (the empty one too)."""
+
+
+@CLIENTS
+@given(
+    questions=st.lists(
+        st.one_of(st.text(min_size=1, max_size=40).filter(str.strip), BLANKS),
+        min_size=1,
+        max_size=6,
+    ).filter(lambda qs: any(not q.strip() for q in qs))
+)
+@settings(max_examples=10)
+def test_a_blank_question_fails_its_row_and_the_batch_goes_on(
+    kind: str, questions: list[str]
+) -> None:
+    with StandInServer(speed=0) as server:
+        batch = ask_many(kind, server, "research", questions, mode="chat", progress=False)
+        asked = sorted(r.json["message"] for r in server.chat_requests())
+    assert asked == sorted(q.strip() for q in questions if q.strip())
+    blank = [not q.strip() for q in questions]
+    assert [r is not None and r.error is not None for r in batch.replies] == blank
+    for reply, empty in zip(batch.replies, blank, strict=True):
+        assert reply is not None and reply.complete is not empty
+        if empty:
+            assert reply.error == "The question is empty; pass the message to ask."
+    assert (batch.failed, batch.pending) == (sum(blank), 0)
+
+
+_BATCHES = ("over=qs", "resume=b")
+_IN_BACKGROUND = ("background", "-b", "--background")
+
+
+@given(
+    st.permutations(["workspace=research", "out=x"])
+    .flatmap(lambda rest: st.permutations([*rest, "BATCH", "BACKGROUND"]))
+    .map(" ".join),
+    st.sampled_from(_BATCHES),
+    st.sampled_from(_IN_BACKGROUND),
+)
+def test_a_batch_in_the_background_is_one_sentence(line: str, batch: str, background: str) -> None:
+    """A batch runs in its cell (its bar, a stop that keeps what finished): ``background`` is
+    refused, wherever it stands on the line and however it is spelt."""
+    line = line.replace("BATCH", batch).replace("BACKGROUND", background)
+    with pytest.raises(ConfigurationError) as refused:
+        parse_options(line)
+    assert str(refused.value).startswith("background does not go with over= or resume=")
+    assert "\n" not in str(refused.value)

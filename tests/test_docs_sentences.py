@@ -310,7 +310,7 @@ def test_the_server_could_not_read_the_file(standin: StandInServer, tmp_path: Pa
     empty.write_text("")
     with Client(standin.base_url, api_key=standin.api_key) as client:
         says(
-            raised(lambda: client.upload(empty, standin.slugs[0])), "The server could not read NAME"
+            raised(lambda: client.upload(standin.slugs[0], empty)), "The server could not read NAME"
         )
 
 
@@ -324,7 +324,7 @@ def test_uploaded_but_not_embedded(hostile: HostileServer, tmp_path: Path) -> No
     }
     hostile.routes.update({path: canned(http_response(200, body)) for path, body in routes.items()})
     with Client(hostile.base_url, api_key="hostile-test-key") as client:
-        says(raised(lambda: client.upload(notes, "ws")), "NAME was uploaded but not embedded")
+        says(raised(lambda: client.upload("ws", notes)), "NAME was uploaded but not embedded")
 
 
 # -- the picker's status line ------------------------------------------------------------------

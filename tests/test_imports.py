@@ -130,3 +130,34 @@ def reachable(name: str) -> set[str]:
 @pytest.mark.parametrize("name", sorted(LIBRARY))
 def test_the_clients_import_nothing_from_the_notebook_layer(name: str) -> None:
     assert not reachable(name) & NOTEBOOK_LAYER
+
+
+TOP_LEVEL = {
+    name: {t for t, _, at_top in imported(path) if at_top and t in MODULES and t != name}
+    for name, path in MODULES.items()
+}
+"""What importing each module runs at once (lazy imports wait for their first use)."""
+LOADED_LATER = {
+    "allm_jupyter.jobs",
+    "allm_jupyter._loop",
+    "allm_jupyter.render",
+    "allm_jupyter.reply",
+    "allm_jupyter.events",
+    "allm_jupyter.models",
+    "allm_jupyter.view",
+    "allm_jupyter.client",
+    "allm_jupyter.async_client",
+    "allm_jupyter._protocol",
+    "allm_jupyter.commands",
+}
+"""Loaded by the first question, command or background answer, never by ``%load_ext``: it runs
+in every kernel that has the extension configured, used or not."""
+
+
+def test_load_ext_loads_nothing_a_question_needs_first() -> None:
+    loaded, todo = set(), ["allm_jupyter", "allm_jupyter.magics"]  # load_ipython_extension
+    while todo:
+        for target in TOP_LEVEL[todo.pop()] - loaded:
+            loaded.add(target)
+            todo.append(target)
+    assert not loaded & LOADED_LATER, sorted(loaded & LOADED_LATER)

@@ -4,19 +4,26 @@ recording display; what docs/magic.md says about them, checked against the code.
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from displays import Display
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allm_jupyter._loop import shared_loop
+from allm_jupyter._loop import LoopThread, Work, shared_loop
+from allm_jupyter.async_client import AsyncChatStream
+from allm_jupyter.attachments import Attachment, data_url
 from allm_jupyter.client import Client
 from allm_jupyter.commands import COMMANDS
+from allm_jupyter.config import DOCUMENT_MIME
+from allm_jupyter.context import Context
 from allm_jupyter.jobs import AskJob, JobRunner
 from allm_jupyter.options import parse_options
 from allm_jupyter.render import render_markdown
@@ -156,6 +163,186 @@ def test_stop_takes_any_text_and_answers_in_one_sentence(argument: str) -> None:
     try:
         said = stop(Context(), argument)
     except ConfigurationError as exc:
-        assert exc.message.endswith(".") and "\n" not in exc.message.strip()
+        assert exc.message.endswith((".", "…")) and "\n" not in exc.message.strip()
     else:
         assert isinstance(said, Message)
+
+
+class StopLanding(KeyboardInterrupt):
+    """The stop button, landing at a chosen point of :meth:`JobRunner.submit`."""
+
+
+def left_tickers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "allm-view-ticker"]
+
+
+def ended_stopped_unsent(runner: JobRunner, server: StandInServer, asked: int) -> None:
+    """After a stop inside submit: the one job ended as stopped (so ``%allm stop`` and
+    ``result()`` tell the truth), nothing was sent, no ticker runs on."""
+    (job,) = runner.jobs
+    assert job.done() and job.state == "stopped"
+    assert job.result(timeout=WAIT).interrupted
+    assert len(server.chat_requests()) == asked
+    assert not left_tickers()
+
+
+def test_a_stop_while_the_view_is_made_ends_the_job(server: StandInServer, client: Client) -> None:
+    runner, asked = JobRunner(), len(server.chat_requests())
+
+    def stopped(job: AskJob) -> NotebookView:
+        raise StopLanding
+
+    try:
+        prepared = client.stream_chat("research", "Never asked?", mode="chat")
+        with pytest.raises(StopLanding):
+            runner.submit(prepared, "Never asked?", stopped)
+        ended_stopped_unsent(runner, server, asked)
+    finally:
+        runner.close()
+
+
+def test_a_stop_while_the_first_update_is_drawn_closes_the_output(
+    server: StandInServer, client: Client
+) -> None:
+    """The cell's first draw sends a display message: the likeliest place for a stop to land."""
+    runner, asked, display, calls = JobRunner(), len(server.chat_requests()), Display(), []
+
+    def drawing(bundle: dict[str, str], **options: object) -> object:
+        calls.append(bundle)
+        if len(calls) == 1:
+            raise StopLanding
+        return display(bundle, **options)
+
+    def view(job: AskJob) -> NotebookView:
+        return NotebookView("research", display=drawing, budget=FrontEndBudget(), ticker=False)
+
+    try:
+        prepared = client.stream_chat("research", "Never drawn?", mode="chat")
+        with pytest.raises(StopLanding):
+            runner.submit(prepared, "Never drawn?", view)
+        ended_stopped_unsent(runner, server, asked)
+        assert "Stopped by the user" in display.shown()  # the output's final update says so
+    finally:
+        runner.close()
+
+
+class StoppedAfterStart(LoopThread):
+    """A private loop where the stop lands just after the first work was handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.landed = False
+
+    def start(self, work: Work[Any]) -> None:
+        super().start(work)
+        if not self.landed:
+            self.landed = True
+            raise StopLanding
+
+
+def test_a_stop_just_after_the_answer_was_started_hangs_it_up(client: Client) -> None:
+    loop = StoppedAfterStart()
+    runner, display = JobRunner(loop=loop), Display()
+
+    def view(job: AskJob) -> NotebookView:
+        return NotebookView("research", display=display, budget=FrontEndBudget())
+
+    try:
+        prepared = client.stream_chat("research", "Started?", mode="chat")
+        with pytest.raises(StopLanding):
+            runner.submit(prepared, "Started?", view)
+        (job,) = runner.jobs
+        assert job.state == "stopped" and job.result(timeout=WAIT).interrupted
+        assert COMMANDS["stop"].run(context_with(runner), "1").text == (
+            "Background answer 1 has already ended (stopped)."
+        )
+        assert not left_tickers()
+        assert "Stopped by the user" in display.shown()
+    finally:
+        runner.close()
+        loop.close()
+
+
+def context_with(runner: JobRunner) -> Context:
+    context = Context()
+    context._jobs = runner
+    return context
+
+
+def test_a_finished_job_lets_its_question_and_streams_go(
+    server: StandInServer, client: Client
+) -> None:
+    """A kernel keeps its jobs (``%allm jobs``) but not what they sent: an attachment can be
+    20 MB."""
+    runner = JobRunner()
+    try:
+        attachment = big_attachment()
+        prepared = client.stream_chat(
+            "research", "Big?", mode="chat", session_id="released", attachments=[attachment]
+        )
+        sent, attached = weakref.ref(prepared), weakref.ref(attachment)
+        job = runner.submit(
+            prepared, "Big?", lambda job: NotebookView("research", display=Display())
+        )
+        del prepared, attachment
+        assert job.result(timeout=WAIT).complete
+        gc.collect()
+        assert sent() is None and attached() is None
+        assert not [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, AsyncChatStream) and o.reply.session_id == "released"
+        ]
+    finally:
+        runner.close()
+
+
+def big_attachment() -> Attachment:
+    data = b"x" * 1_000_000
+    return Attachment("big.txt", DOCUMENT_MIME, data_url(DOCUMENT_MIME, data), len(data))
+
+
+def test_jobs_counts_agree_with_their_noun(client: Client) -> None:
+    runner = JobRunner()
+    try:
+        ask(runner, client, "One?", "counted", Display()).result(timeout=WAIT)
+        assert (
+            COMMANDS["jobs"].run(context_with(runner), "").title.startswith("1 background answer ")
+        )
+        ask(runner, client, "Two?", "counted", Display()).result(timeout=WAIT)
+        assert (
+            COMMANDS["jobs"].run(context_with(runner), "").title.startswith("2 background answers ")
+        )
+    finally:
+        runner.close()
+
+
+def test_result_with_a_timeout_raises_the_builtin_timeout_error(
+    server: StandInServer, client: Client
+) -> None:
+    runner, release, at = JobRunner(), threading.Event(), threading.Event()
+    server.queue(sc.held(sc.normal("Slow."), at, release))
+    try:
+        job = ask(runner, client, "Slow?", "timing", Display())
+        assert at.wait(WAIT)
+        with pytest.raises(TimeoutError) as raised:
+            job.result(timeout=0)
+        assert type(raised.value) is TimeoutError  # not concurrent.futures' on Python 3.10
+        assert str(raised.value) == (
+            "Background answer 1 has not ended yet; it goes on (job.cancel() hangs it up)."
+        )
+        release.set()
+        assert job.result(timeout=WAIT).complete
+    finally:
+        release.set()
+        runner.close()
+
+
+def test_stop_with_words_says_how_to_ask_them() -> None:
+    from allm_jupyter.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as raised:
+        COMMANDS["stop"].run(Context(), "the war?")
+    assert raised.value.message.endswith(
+        "; to ask a question that starts with 'stop', write %allm -- stop …"
+    )

@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from test_options import starts_with_option
 from traitlets import TraitError
 
-from allm_jupyter import load_ipython_extension, unload_ipython_extension
+from allm_jupyter import Batch, load_ipython_extension, unload_ipython_extension
 from allm_jupyter.client import Client
 from allm_jupyter.commands import COMMANDS, _unquoted
 from allm_jupyter.magics import AllmMagics
@@ -228,3 +228,70 @@ def test_an_upload_path_may_have_spaces_quotes_and_a_tilde(
     result = shell.run_cell(f'%allm use {server.slugs[0]}\n%allm upload "~/Bob\'s notes.md"')
     assert result.success, result.error_in_exec
     assert b'filename="Bob\'s notes.md"' in _last(server, "/document/upload").body
+
+
+def _batch_run(shell: InteractiveShell, server: StandInServer, cell: str) -> list[str]:
+    """Run ``cell``; the questions the server received for it, in order asked."""
+    before = len(server.chat_requests())
+    result = shell.run_cell(cell)
+    assert result.success, result.error_before_exec or result.error_in_exec
+    return [str(r.json["message"]) for r in server.chat_requests()[before:]]
+
+
+BATCH_QUESTIONS = st.lists(
+    st.one_of(
+        LINES.filter(lambda text: text.strip() and "{" not in text), st.sampled_from(["", " \t"])
+    ),
+    min_size=1,
+    max_size=4,
+)
+"""Questions, some blank (a blank one fails its row, the batch goes on)."""
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    BATCH_QUESTIONS,
+    st.sampled_from(["-w {slug} over=qs concurrency=2 {{item}}", "over=qs", "over=qs -w {slug}"]),
+)
+def test_a_one_line_batch_asks_every_question(
+    asking_shell: tuple[InteractiveShell, StandInServer], questions: list[str], line: str
+) -> None:
+    """``over=``, ``concurrency=`` and ``resume=`` work on one line as on the ``%%allm`` line: one
+    chat per question, ``_allm`` the ``Batch``; the question, if any, is the template."""
+    shell, server = asking_shell
+    shell.user_ns["qs"] = questions
+    shell.run_cell(f"%allm use {server.slugs[0]}")
+    asked = _batch_run(shell, server, "%allm " + line.format(slug=server.slugs[0]))
+    assert sorted(asked) == sorted(q.strip() for q in questions if q.strip())
+    batch = shell.user_ns["_allm"]
+    blank = sum(1 for q in questions if not q.strip())
+    assert isinstance(batch, Batch)
+    assert (batch.done, batch.failed, batch.pending) == (len(questions) - blank, blank, 0)
+    assert _batch_run(shell, server, "%allm resume=_allm") == [], "only blank ones to ask again"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "%%allm over=qs background\n{item}",
+        "%%allm -b resume=_allm\n\n",
+        "%allm --background over=qs",
+    ],
+)
+def test_a_batch_is_never_sent_to_the_background(asking_shell, cell: str) -> None:
+    shell, server = asking_shell
+    shell.user_ns["qs"] = ["What is RAG?"]
+    before = len(server.chat_requests())
+    result = shell.run_cell(cell)
+    assert "background does not go with over= or resume=" in str(result.error_in_exec)
+    assert len(server.chat_requests()) == before, "nothing was asked, in any way"
+
+
+def test_a_batch_that_cannot_start_leaves_its_error_in_allm(asking_shell) -> None:
+    shell, _ = asking_shell
+    shell.user_ns["_allm"] = "the previous reply"
+    result = shell.run_cell("%%allm over=nothing_here out=kept\n{item}")
+    assert "there is no variable nothing_here" in str(result.error_in_exec)
+    kept = shell.user_ns["_allm"]
+    assert isinstance(kept, Reply) and kept.error == str(result.error_in_exec)
+    assert shell.user_ns["kept"] is kept

@@ -144,3 +144,24 @@ def test_the_question_is_the_rest_of_the_line_as_typed(
 ) -> None:
     line = f"{prefix}{gap}{question}" if prefix else question
     assert parse_options(line, question=True).question == question.lstrip()
+
+
+def test_the_one_line_section_lists_every_flag_the_table_spells_with_dashes() -> None:
+    """The leading flags a one-line question reads, as the page lists them, are the ones the
+    option table says a one-line question spells ``--name``; each parses as its flag."""
+    page = re.sub(r"\s+", " ", DOCS.read_text(encoding="utf-8"))
+    (listed,) = re.findall(r"leading words that are options \((.*?)\);", page)
+    flags = re.findall(r"`(--\w+)`", listed)
+    spelled = {f for option in OPTIONS for f in re.findall(r"`(--\w+)`", option.help)}
+    assert set(flags) == spelled and len(flags) == len(spelled)
+    for flag in flags:
+        assert getattr(parse_options(f"{flag} Why?", question=True), flag[2:]) is True
+
+
+def test_the_background_section_says_a_batch_is_refused() -> None:
+    page = re.sub(r"\s+", " ", DOCS.read_text(encoding="utf-8"))
+    section = page.split("## `%%allm background`: ask without blocking", 1)[1].split(" ## ", 1)[0]
+    assert "except `over=` and `resume=`, which it refuses in one sentence" in section
+    for line in ("background over=qs", "-b resume=b"):
+        with pytest.raises(ConfigurationError, match=r"^background does not go with over="):
+            parse_options(line)

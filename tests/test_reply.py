@@ -10,6 +10,7 @@ from captures import load
 from hypothesis import given
 from hypothesis import strategies as st
 
+from allm_jupyter.errors import AllmError
 from allm_jupyter.events import (
     Abort,
     AgentThought,
@@ -21,7 +22,7 @@ from allm_jupyter.events import (
     UsageMetrics,
     parse_event,
 )
-from allm_jupyter.reply import ReplyBuilder, fold, split_reasoning
+from allm_jupyter.reply import Reply, ReplyBuilder, fold, split_reasoning, with_error
 
 
 def fold_capture(name: str, **context: Any):
@@ -281,3 +282,27 @@ def test_snapshots_from_another_thread_lose_no_chunk() -> None:
     whole = "".join(pieces)
     assert builder.finish().text == whole
     assert seen and all(whole.startswith(text) for text in seen)
+
+
+TEXTS = st.text(max_size=40)
+
+
+@given(
+    so_far=TEXTS,
+    carried=st.one_of(st.none(), TEXTS),
+    server_error=st.one_of(st.none(), TEXTS.filter(bool)),
+    message=TEXTS.filter(bool),
+)
+def test_a_failed_answer_keeps_what_arrived_and_says_why(
+    so_far: str, carried: str | None, server_error: str | None, message: str
+) -> None:
+    """The magic, a background job and a batch row all keep the same reply when an answer fails:
+    the one the error carries, else what arrived; the server's own error before the library's."""
+    arrived = Reply(text=so_far, workspace="ws")
+    reply_carried = None if carried is None else Reply(text=carried, error=server_error)
+    kept = with_error(arrived, AllmError(message, reply=reply_carried))
+    expected = arrived if reply_carried is None else reply_carried
+    assert kept.text == expected.text
+    assert kept.error == (expected.error or message)
+    bug = with_error(arrived, ValueError(message))
+    assert (bug.text, bug.workspace, bug.error) == (so_far, "ws", f"ValueError: {message}")

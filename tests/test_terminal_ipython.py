@@ -18,7 +18,7 @@ from allm_jupyter.testing import StandInServer, expected_reply, scenarios
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 """Cursor moves, colours and title changes of prompt_toolkit: what a terminal does, not shows."""
 NO_PICKER = (
-    "The picker needs a notebook front end (JupyterLab, Notebook 7, VS Code); here, "
+    "The picker needs a notebook front end that draws widgets (JupyterLab, Notebook 7); here, "
     "%allm workspaces, %allm use SLUG and %allm threads do the same."
 )
 
@@ -128,3 +128,19 @@ def test_a_failing_answer_says_its_error_once(
     assert "Half an answer" in printed and "Partial answer" in printed
     assert "ChatAbortedError: The server stopped the answer: provider died." in printed
     assert printed.count("provider died") == 1, printed
+
+
+def test_a_background_answer_is_refused_in_one_line(
+    terminal: Terminal, allm_server: StandInServer
+) -> None:
+    """A terminal has no output to stream into while the prompt takes the next line: the
+    answer would be printed into whatever is being typed."""
+    line = "%allm --background -w research What is new?"
+    printed = terminal.run(line)
+    said = [shown for shown in printed.strip().splitlines() if line not in shown]  # redrawn echo
+    assert said == [
+        "ConfigurationError: Background answers need a notebook front end (JupyterLab, "
+        "Notebook 7) to stream into; here, ask without background."
+    ], printed
+    assert not allm_server.chat_requests()
+    assert expected_reply("research", "Why?") in terminal.run("%allm -w research Why?")

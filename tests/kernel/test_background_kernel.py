@@ -222,3 +222,33 @@ def test_the_stop_button_stops_the_running_cell_not_a_background_answer(
     assert not server.streams[-1].disconnected.is_set()
     release.set()
     assert "True" in ok(kernel, "print(going.result().complete)").text
+
+
+def test_a_stop_while_handing_the_answer_over_is_one_line_and_ends_the_job(
+    kernel: KernelSession, server: StandInServer
+) -> None:
+    """The stop lands in the job runner's submit (here: while the output is made, the cell's
+    first display message), after the job was numbered: the cell ends in one line, the job as
+    stopped, and the next background answer runs."""
+    ok(
+        kernel,
+        "import allm_jupyter.view as view\n"
+        "made = view.make_view\n"
+        "def stopped(*args, **kwargs):\n"
+        "    view.make_view = made\n"
+        "    raise KeyboardInterrupt\n"
+        "view.make_view = stopped",
+    )
+    run = kernel.run("%%allm background -w research out=handed\nHanded over?")
+    assert (run.status, run.reply["ename"]) == ("error", "Interrupted")
+    assert len(run.error_text.splitlines()) == 1
+    assert run.error_text.endswith(
+        "KeyboardInterrupt\x1b[0m: stopped before the question was sent."
+    )
+    assert not server.chat_requests()
+    assert "stopped" in ok(kernel, "%allm jobs").text
+    assert "already ended (stopped)" in ok(kernel, "%allm stop 1").text
+    assert "True" in ok(kernel, "print(_allm.interrupted, handed.interrupted)").text
+    server.queue(sc.normal("After the stop."))
+    ok(kernel, "%%allm background -w research out=after\nAfter?")
+    assert "After the stop." in ok(kernel, "print(after.result().text)").text

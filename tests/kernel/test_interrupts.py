@@ -47,6 +47,7 @@ class SlowFigure:
 
 slow = SlowFigure()
 notes = "Some notes to attach."
+questions = ["What is RAG?", "Who wrote it?"]
 _allm = "the previous reply"
 """
 SLUG = "ws"
@@ -59,6 +60,8 @@ NOTHING_YET = "stopped before any answer arrived."
     [
         ("%%allm workspace=Research\nq", "/api/v1/workspaces", BEFORE),
         ("%allm -w Research What's up?", "/api/v1/workspaces", BEFORE),
+        ("%%allm over=questions workspace=Research\n{item}", "/api/v1/workspaces", BEFORE),
+        ("%allm -w Research over=questions concurrency=2", "/api/v1/workspaces", BEFORE),
         (f"%%allm -w {SLUG} thread=new\nq", f"/api/v1/workspace/{SLUG}/thread/new", BEFORE),
         (f'%allm -w {SLUG} -t "My thread" Why?', "/api/v1/workspaces", BEFORE),
         (f"%%allm -w {SLUG} attach=slow\nq", "/figure", BEFORE),
@@ -69,7 +72,17 @@ NOTHING_YET = "stopped before any answer arrived."
             NOTHING_YET,
         ),
     ],
-    ids=["name", "one-line name", "thread=new", "thread name", "attachment", "mode", "stream"],
+    ids=[
+        "name",
+        "one-line name",
+        "over= name",
+        "one-line over= name",
+        "thread=new",
+        "thread name",
+        "attachment",
+        "mode",
+        "stream",
+    ],
 )
 def test_stopping_a_question_anywhere_is_one_line_and_keeps_an_interrupted_reply(
     kernel, cell: str, held: str, stopped: str

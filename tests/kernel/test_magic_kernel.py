@@ -225,6 +225,8 @@ def test_loading_the_extension_imports_nothing_heavy() -> None:
         "ip = start_ipython()\n"
         "ip.run_line_magic('load_ext', 'allm_jupyter')\n"
         "heavy = [m for m in ('httpx', 'ipywidgets', 'httpx_sse') if m in sys.modules]\n"
+        "answering = ('jobs', '_loop', 'render', 'reply', 'models', 'view', 'client')\n"
+        "heavy += [m for m in answering if f'allm_jupyter.{m}' in sys.modules]\n"
         "assert 'allm' in ip.magics_manager.magics['cell'], 'not registered'\n"
         "ip.run_line_magic('unload_ext', 'allm_jupyter')\n"
         "assert 'allm' not in ip.magics_manager.magics['cell'], 'not unregistered'\n"
