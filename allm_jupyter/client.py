@@ -146,8 +146,8 @@ class Client(core.ClientBase[httpx.Client, httpx.BaseTransport]):
     TLS certificates are always verified: against ``ca_bundle`` (a PEM file) if given, else
     ``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's bundle. ``http_client`` is an
     ``httpx.Client`` you own (proxies, certificates, transports): every request goes through it
-    (``ask_many``, which runs on asyncio, refuses it) and it is not closed. Redirects are never followed (the key would go along); the error names where the
-    server points instead.
+    (``ask_many``, which runs on asyncio, refuses it) and it is not closed. Redirects are never
+    followed (the key would go along); the error names where the server points instead.
     """
 
     def _new_http(
