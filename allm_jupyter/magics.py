@@ -397,7 +397,7 @@ class AllmMagics(Magics):
             from .async_client import AsyncClient  # the batch engine is asynchronous: load speed
 
             batches.ask_many_blocking(
-                lambda: AsyncClient.from_config(client.config),
+                lambda: AsyncClient._twin_of(client),  # shares the pooled client's backoff
                 batch,
                 concurrency=options.concurrency or batches.DEFAULT_CONCURRENCY,
                 progress=None,
