@@ -263,6 +263,6 @@ def test_parts_stay_few_whatever_the_length() -> None:
 def test_the_docs_give_the_part_sizes_of_the_code() -> None:
     magic = (Path(__file__).resolve().parent.parent / "docs" / "magic.md").read_text()
     text = " ".join(magic.split())
-    assert f"long enough ({segments.MIN_PART // 1000} KB, then a twelfth" in text
+    assert f"long enough ({segments.MIN_PART:,} characters, then a twelfth" in text
     assert segments.GROWTH == 12
     assert f"An answer has at most {MAX_PARTS} outputs" in text
