@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, TextIO
 
@@ -44,6 +44,12 @@ MARKDOWN_BYTES_PER_SECOND = 100_000
 """What JupyterLab can re-render a second and stay fluid: while streaming, it redraws Markdown at
 about 0.5 MB/s on a 2-core machine, so this keeps it busy a fifth of the time at most (frame gaps
 and lag of ``benchmarks/run.py``). An update of N bytes of Markdown waits N / this seconds."""
+PART_BYTES_PER_SECOND = 500_000
+"""The pace of closing parts, one a draw: a closed part is rendered once, not again and again as
+the tail is, and a page far behind the kernel must catch up while the answer streams, or the
+final update brings the rest at once, in one long freeze. At this pace JupyterLab keeps up with
+1 MB streamed as fast as the stand-in can (``benchmarks/run.py``, section ``long``), one part
+(75 KB at most) a task."""
 TICK = 1.0
 """Seconds between redraws of the waiting line's elapsed time."""
 
@@ -73,8 +79,14 @@ class FrontEndBudget:
     Times are the caller's clock (``time.monotonic`` in the product).
     """
 
-    def __init__(self, bytes_per_second: float = MARKDOWN_BYTES_PER_SECOND) -> None:
+    def __init__(
+        self,
+        bytes_per_second: float = MARKDOWN_BYTES_PER_SECOND,
+        part_bytes_per_second: float = PART_BYTES_PER_SECOND,
+    ) -> None:
         self.bytes_per_second = bytes_per_second
+        self.part_bytes_per_second = part_bytes_per_second
+        """For a draw that only closes a part of a long answer (:data:`PART_BYTES_PER_SECOND`)."""
         self._lock = threading.Lock()
         self._free_at = float("-inf")
         self._held = False
@@ -90,14 +102,15 @@ class FrontEndBudget:
             self._held = True
             return 0.0
 
-    def spend(self, size: int, now: float, *, release: bool) -> float:
+    def spend(self, size: int, now: float, *, release: bool, part: bool = False) -> float:
         """Record an update of ``size`` bytes drawn at ``now`` (claimed or not: the first words
         and the final update do not wait), give the turn back if ``release`` (the caller holds
-        it); return when the front end is free again."""
+        it); return when the front end is free again. ``part``: the draw only closed a part."""
+        rate = self.part_bytes_per_second if part else self.bytes_per_second
         with self._lock:
             if release:
                 self._held = False
-            self._free_at = max(self._free_at, now) + size / self.bytes_per_second
+            self._free_at = max(self._free_at, now) + size / rate
             return self._free_at
 
 
@@ -124,6 +137,16 @@ def metadata_for(reply: Reply) -> dict[str, Any]:
             "error": reply.error,
         }
     }
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What one draw sent to the front end."""
+
+    size: int = 0
+    """Bytes of Markdown."""
+    part_only: bool = False
+    """It only closed a part of a long answer: more is due at once, at the parts' pace."""
 
 
 def _ipython_display() -> Callable[..., Any]:
@@ -216,13 +239,14 @@ class _LiveView:
             if self._behind and self._source is not None and wait == 0:
                 self._behind = False
                 reply = self._source.reply
-                size = 0
+                drawn = Drawn()
                 try:
                     if reply.text:
                         self._showed_text = True
-                        size = self._draw(reply)
+                        drawn = self._draw(reply)
                 finally:
-                    self._spend(size)
+                    self._spend(drawn)
+                self._behind = self._behind or drawn.part_only
             if not self._showed_text:
                 return self._wait(reply)
             return max(MIN_INTERVAL, wait, self._next_draw - self._clock())
@@ -237,13 +261,15 @@ class _LiveView:
         self._holding = wait == 0
         return wait
 
-    def _spend(self, size: int) -> None:
-        """An update of ``size`` bytes was drawn (0: none): pace this view, charge the front end
-        and give its turn back."""
+    def _spend(self, drawn: Drawn) -> None:
+        """A draw is done (or none was made): pace this view, charge the front end and give its
+        turn back."""
         now = self._clock()
         self._next_draw = now + MIN_INTERVAL
         if self._budget is not None:
-            free_at = self._budget.spend(size, now, release=self._holding)
+            free_at = self._budget.spend(
+                drawn.size, now, release=self._holding, part=drawn.part_only
+            )
             self._next_draw = max(self._next_draw, free_at)
         self._holding = False
 
@@ -261,8 +287,8 @@ class _LiveView:
             if self._budget is not None:  # the next answer's pace starts from this one
                 self._budget.spend(size, self._clock(), release=False)
 
-    def _draw(self, reply: Reply) -> int:
-        """Show the partial ``reply``; return the bytes sent to the front end."""
+    def _draw(self, reply: Reply) -> Drawn:
+        """Show the partial ``reply``; say what was sent to the front end."""
         raise NotImplementedError
 
     def _wait(self, reply: Reply | None) -> float:
@@ -328,10 +354,13 @@ class NotebookView(_LiveView):
     def _bundle(markdown: str, plain: str) -> dict[str, str]:
         return {"text/markdown": markdown, "text/plain": plain}
 
-    def _draw(self, reply: Reply) -> int:
+    def _draw(self, reply: Reply) -> Drawn:
         if reply.error:  # said once, at the end: below the output when the cell fails
             reply = replace(reply, error=None)
-        return self._draw_parts(reply, final=False, error_below=False)
+        closed = self._close_parts(reply, at_most=1)
+        if closed:  # and nothing else: see _close_parts
+            return Drawn(closed, part_only=True)
+        return Drawn(self._draw_tail(reply, final=False, error_below=False))
 
     def _wait(self, reply: Reply | None) -> float:
         now = self._clock()
@@ -344,11 +373,11 @@ class NotebookView(_LiveView):
         return self._next_tick - now
 
     def _draw_final(self, reply: Reply, error_below: bool) -> int:
-        return self._draw_parts(reply, final=True, error_below=error_below)
+        closed = self._close_parts(reply, at_most=MAX_PARTS)  # exact at once, however far behind
+        return closed + self._draw_tail(reply, final=True, error_below=error_below)
 
-    def _draw_parts(self, reply: Reply, *, final: bool, error_below: bool) -> int:
-        """Close the parts that became long enough, then draw the tail; return the bytes sent."""
-        sent = self._close_parts(reply)
+    def _draw_tail(self, reply: Reply, *, final: bool, error_below: bool) -> int:
+        """Draw the tail after the closed parts; return the bytes sent."""
         tail = len(self._cuts)
         answer_from = self._cuts[-1] if self._cuts else 0
         markdown = render_markdown(
@@ -363,17 +392,25 @@ class NotebookView(_LiveView):
         for stale in range(tail + 1, self._shown):  # what a replaced text had laid out further
             self._update(stale, "", "", {})
         self._shown = tail + 1
-        return sent + len(markdown.encode())
+        return len(markdown.encode())
 
-    def _close_parts(self, reply: Reply) -> int:
-        """Draw, for the last time, each part that is now long enough and closed; return bytes."""
+    def _close_parts(self, reply: Reply, *, at_most: int) -> int:
+        """Draw, for the last time, up to ``at_most`` parts that are now long enough and closed;
+        return the bytes sent.
+
+        While streaming, a draw closes one part at most and sends nothing else: when the kernel
+        is far ahead of the page, several parts at once reach JupyterLab as a burst that it
+        renders in one long task, a frozen page. One part a draw, paced by the budget at
+        :data:`PART_BYTES_PER_SECOND`, is one short task each; the tail is drawn once no part is
+        left to close.
+        """
         if not reply.text.startswith(self._closed_text) or (reply.refusal and self._cuts):
             self._cuts, self._closed_text = [], ""  # lay the new text out again, from part 0
         if reply.refusal:  # short, and all one block quote
             return 0
         answer = split_reasoning(reply.text)[1]
         sent = 0
-        while len(self._cuts) < MAX_PARTS - 1:
+        for _ in range(min(at_most, MAX_PARTS - 1 - len(self._cuts))):
             start = self._cuts[-1] if self._cuts else 0
             cut = next_cut(answer, start, part_size(start))
             if cut is None:
@@ -421,7 +458,7 @@ class TerminalView(_LiveView):
         self._printed = ""
         super().__init__(clock=clock, ticker=ticker, budget=None)  # a terminal keeps up
 
-    def _draw(self, reply: Reply) -> int:
+    def _draw(self, reply: Reply) -> Drawn:
         answer = terminal_text(split_reasoning(reply.text)[1])
         if answer.startswith(self._printed):
             self._out.write(answer[len(self._printed) :])
@@ -429,7 +466,7 @@ class TerminalView(_LiveView):
             self._out.write("\n" + answer)
         self._printed = answer
         self._out.flush()
-        return 0
+        return Drawn()
 
     def _draw_final(self, reply: Reply, error_below: bool) -> int:
         self._draw(reply)

@@ -28,6 +28,7 @@ from allm_jupyter.testing.scenarios import words
 from allm_jupyter.view import (
     MARKDOWN_BYTES_PER_SECOND,
     MIN_INTERVAL,
+    PART_BYTES_PER_SECOND,
     FrontEndBudget,
     NotebookView,
     TerminalView,
@@ -116,22 +117,29 @@ def test_short_answer_updates_twenty_times_a_second(server: StandInServer) -> No
 def test_long_answer_stays_within_the_byte_budget(server: StandInServer) -> None:
     events = read(server, scenarios.normal(MARKDOWN))
     _, display = replay(events, step=0.0005)
-    intermediate = draws(display.updates)[:-1]
+    intermediate = draws(display.updates, FrontEndBudget())[:-1]
     assert len(intermediate) >= 5
-    budget = MARKDOWN_BYTES_PER_SECOND
-    for (at, size), (following, _) in pairwise(intermediate):
-        assert size <= budget * (following - at) + 1, (size, at)
-    total = sum(size for _, size in intermediate)
-    elapsed = intermediate[-1][0] - intermediate[0][0]
-    assert total <= budget * elapsed + intermediate[-1][1]
+    assert {rate for *_, rate in intermediate} == {MARKDOWN_BYTES_PER_SECOND, PART_BYTES_PER_SECOND}
+    for (at, size, rate), (following, *_) in pairwise(intermediate):
+        assert size <= rate * (following - at) + 1, (size, at)
+    busy = sum(size / rate for _, size, rate in intermediate[:-1])
+    assert busy <= intermediate[-1][0] - intermediate[0][0] + 1e-9
 
 
-def draws(updates: list[Update]) -> list[tuple[float, int]]:
-    """``(time, bytes sent)`` of each draw: on the fake clock, a draw's updates share a time."""
+def draws(updates: list[Update], budget: FrontEndBudget) -> list[tuple[float, int, float]]:
+    """``(time, bytes sent, the budget's rate for it)`` of each draw: on the fake clock, a
+    draw's updates share a time. A draw that only closes a part (no update names the parts of
+    the answer, as the tail's do) has the parts' rate."""
     sizes: dict[float, int] = {}
+    tails: set[float] = set()
     for update in updates:
         sizes[update.at] = sizes.get(update.at, 0) + update.size
-    return list(sizes.items())
+        if "parts" in update.metadata.get("allm_jupyter", {}):
+            tails.add(update.at)
+    return [
+        (at, size, budget.bytes_per_second if at in tails else budget.part_bytes_per_second)
+        for at, size in sizes.items()
+    ]
 
 
 def test_last_update_is_exact_and_every_update_has_its_plain_twin(
@@ -285,10 +293,10 @@ def test_views_streaming_at_once_share_one_front_end_budget(server: StandInServe
             builder.add(event)
             view.arrived()
             view.draw_due()
-    later = draws(shared)[2:]  # after each view's first words, which never wait
+    later = draws(shared, budget)[2:]  # after each view's first words, which never wait
     assert len(later) >= 5
-    for (at, size), (following, _) in pairwise(later):
-        assert size <= budget.bytes_per_second * (following - at) + 1
+    for (at, size, rate), (following, *_) in pairwise(later):
+        assert size <= rate * (following - at) + 1
     for builder, view in zip(builders, views, strict=True):
         view.close(builder.finish())
 
@@ -334,6 +342,36 @@ def test_a_long_answer_is_drawn_in_parts_and_only_the_tail_is_updated(
     largest_part = max(display.last(index).size for index in range(outputs - 1))
     tails = [u.size for u in display.updates if u.output == outputs - 1]
     assert max(tails) <= 2 * largest_part  # an update's cost stops growing with the answer
+
+
+def test_a_jump_in_the_answer_closes_one_part_a_draw(server: StandInServer) -> None:
+    """The kernel far ahead of the page (a long answer arrived between two draws): each draw
+    closes one part and sends nothing else, never a burst of parts that JupyterLab would render
+    in one long task, and the draws go on without new events until the tail is shown."""
+    events = read(server, scenarios.normal(MARKDOWN * 4))
+    clock = FakeClock()
+    display = Display(clock)
+    builder = ReplyBuilder()
+    view = NotebookView(
+        "research", clock=clock, display=display, ticker=False, budget=FrontEndBudget()
+    )
+    view.attach(_Snapshot(builder))
+    builder.add(events[0])
+    view.arrived()
+    clock.now += view.draw_due()  # the first words
+    first_words = len(display.updates)
+    for event in events[1:]:
+        builder.add(event)
+    view.arrived()
+    while not any("parts" in u.metadata["allm_jupyter"] for u in display.updates[first_words:]):
+        clock.now += view.draw_due()  # until the tail's draw
+    closing = display.updates[first_words:-1]
+    assert len(closing) == len(display.outputs) - 1 >= 10
+    assert [update.output for update in closing] == list(range(len(closing)))
+    assert len({update.at for update in closing}) == len(closing)  # one part a draw
+    assert display.shown() == render_markdown(builder.reply)
+    view.close(builder.finish())
+    assert display.shown() == render_markdown(builder.reply, final=True)
 
 
 def test_a_replaced_text_is_laid_out_again(server: StandInServer) -> None:
