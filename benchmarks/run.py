@@ -803,7 +803,8 @@ PAGE_PROBE = """(area, [first, final]) => {
             record.first = now();
         }
         // A long answer is in parts: the final update is the last output's.
-        const last = area.querySelector(':scope > :last-child .jp-RenderedMarkdown').lastElementChild;
+        const outputs = area.querySelectorAll('.jp-RenderedMarkdown');
+        const last = outputs.length ? outputs[outputs.length - 1].lastElementChild : null;
         if (record.final === null && last && last.textContent.includes(final)) {
             record.final = now();
             observer.disconnect();
