@@ -285,7 +285,9 @@ class _LiveView:
             self._closed = True
             size = self._draw_final(reply, error_below)
             if self._budget is not None:  # the next answer's pace starts from this one
-                self._budget.spend(size, self._clock(), release=False)
+                # Rendered once, as a closed part is: charged at the parts' rate, or one long
+                # answer would hold every later answer's updates back for seconds.
+                self._budget.spend(size, self._clock(), release=False, part=True)
 
     def _draw(self, reply: Reply) -> Drawn:
         """Show the partial ``reply``; say what was sent to the front end."""

@@ -319,6 +319,20 @@ def test_one_view_at_a_time_holds_the_front_end() -> None:
     assert budget.claim(1.5) == 0.0
 
 
+def test_a_final_update_holds_the_next_answer_back_as_long_as_a_part_not_a_tail() -> None:
+    """The final update is rendered once: after a long answer, the next one's updates wait only
+    as long as the front end needs to render it once (the benchmark's slow answer after a 5 MB
+    one waited 50 s at the tail's rate)."""
+    clock = FakeClock()
+    budget = FrontEndBudget(bytes_per_second=1_000, part_bytes_per_second=100_000)
+    view = NotebookView(
+        "research", clock=clock, display=Display(clock), ticker=False, budget=budget
+    )
+    view.close(Reply(text="x" * 50_000, complete=True))
+    sent = budget.spend(0, clock(), release=False)
+    assert 0.5 <= sent - clock() < 50_000 / 1_000  # the parts' rate, never the tail's
+
+
 def test_a_long_answer_is_drawn_in_parts_and_only_the_tail_is_updated(
     server: StandInServer,
 ) -> None:
