@@ -106,10 +106,10 @@ def escape_markdown_html(text: str, *, images: bool = False) -> str:
     """
     lines = _NEWLINE.split(text) if "\r" in text else text.split("\n")  # str.split is 20x faster
     out: list[str] = []
-    fence: _Fence | None = None
+    fence: Fence | None = None
     for number, line in enumerate(lines, 1):
         if fence is None:
-            fence = _Fence.opened_by(line)
+            fence = Fence.opened_by(line)
             if fence is None:
                 # Streaming re-renders the same lines many times, so complete lines are memoized;
                 # the last line may still be growing, and caching each prefix would evict the rest.
@@ -138,8 +138,9 @@ def escape_table_cell(text: str) -> str:
 
 
 @dataclass
-class _Fence:
-    """A fenced code block, re-emitted with a fence that nothing inside it can close."""
+class Fence:
+    """A fenced code block, re-emitted with a fence that nothing inside it can close (``segments``
+    cuts none: it asks the escaper's own reading of where one opens)."""
 
     indent: str
     char: str
@@ -148,7 +149,7 @@ class _Fence:
     body: list[str] = field(default_factory=list)
 
     @classmethod
-    def opened_by(cls, line: str) -> _Fence | None:
+    def opened_by(cls, line: str) -> Fence | None:
         match = _FENCE_OPEN.fullmatch(line)
         if match is None:
             return None
@@ -175,15 +176,6 @@ class _Fence:
             *(self.indent + line for line in self.body),
             self.indent + ticks,
         ]
-
-
-Fence = _Fence
-"""A fenced code block as the escaper sees it (``segments`` cuts none)."""
-
-
-def fence_opened_by(line: str) -> Fence | None:
-    """The fenced code block ``line`` opens, as the escaper sees it."""
-    return _Fence.opened_by(line)
 
 
 @lru_cache(maxsize=1 << 14)

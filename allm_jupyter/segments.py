@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from .render import Fence, fence_opened_by
+from .render import Fence
 
 MIN_PART = 24_000
 """Characters of the answer a part holds at least: short answers stay one output."""
@@ -72,7 +72,7 @@ def next_cut(text: str, start: int, min_size: int) -> int | None:
         ):
             return line_start
         if fence is None:
-            fence = fence_opened_by(line)
+            fence = Fence.opened_by(line)
         elif fence.is_closed_by(line):
             fence = None
         blocks.read(line)
@@ -123,7 +123,7 @@ class _Blocks:
         elif not stripped:
             self.continues = False
             return
-        elif (fence := fence_opened_by(line)) is not None:
+        elif (fence := Fence.opened_by(line)) is not None:
             self.fence = fence
         elif environment := _ENVIRONMENT.match(line):
             closing = f"\\end{{{environment[1]}{environment[2]}}}"
@@ -152,7 +152,7 @@ class _Blocks:
         if inside:  # what the quote or list item holds: only paragraph text continues lazily
             content = line[inside:]
             return bool(content.strip()) and not (
-                _HEADING.match(content) or _BREAK.match(content) or fence_opened_by(content)
+                _HEADING.match(content) or _BREAK.match(content) or Fence.opened_by(content)
             )
         indented = len(line) - len(line.lstrip(" \t")) >= 4 or line.startswith("\t")
         return self.continues or not indented  # else indented code, which nothing continues
